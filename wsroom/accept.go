@@ -1,0 +1,125 @@
+package wsroom
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// refuse answers a request that cannot be upgraded and reports whether it
+// did. Old and broken handshakes get a 4xx, never a 200 or a 500: a request
+// without an upgrade gets 426 (RFC 6455 §4.2.1), and an upgrade for another
+// protocol version, such as the hixie-76 handshake of old browsers, gets 426
+// with Sec-WebSocket-Version: 13 (§4.4).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "a WebSocket handshake is a GET request", http.StatusMethodNotAllowed)
+		return true
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") || !headerHasToken(r.Header, "Connection", "upgrade") {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "this endpoint speaks WebSocket (RFC 6455) only", http.StatusUpgradeRequired)
+		return true
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "unsupported WebSocket version; this server speaks version 13 (RFC 6455)", http.StatusUpgradeRequired)
+		return true
+	}
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Debug("wsroom: cross-origin request refused", "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return true
+	}
+	return false
+}
+
+// checkOrigin allows requests without an Origin (not from a browser), from
+// the same host, or from an origin allowed by OriginPatterns.
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.opts.InsecureSkipVerify {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err == nil && u.Host != "" {
+		if strings.EqualFold(u.Host, r.Host) {
+			return nil
+		}
+		for _, p := range s.opts.OriginPatterns {
+			target := u.Host
+			if strings.Contains(p, "://") {
+				target = u.Scheme + "://" + u.Host
+			}
+			if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("origin %q is not allowed", origin)
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// accept upgrades the connection, keeping hold of the underlying net.Conn so
+// that the server can bound writes with deadlines and wake a blocked reader
+// without a timer or a context per operation.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, net.Conn, error) {
+	hr := &hijackRecorder{ResponseWriter: w}
+	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{
+		Subprotocols: subprotocols,
+		// checkOrigin ran before the Identify hook; this repeats it.
+		OriginPatterns:     s.opts.OriginPatterns,
+		InsecureSkipVerify: s.opts.InsecureSkipVerify,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("wsroom: accept: %w", err)
+	}
+	limit := s.opts.MaxMessageBytes
+	if limit < 0 {
+		limit = -1
+	}
+	c.SetReadLimit(limit)
+	return c, hr.conn, nil
+}
+
+// hijackRecorder passes the Hijack through to the real ResponseWriter and
+// keeps the connection it returns.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, brw, err
+}
+
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// WriteHeaderNow is what gin's ResponseWriter needs after WriteHeader for
+// the 101 to be sent; websocket.Accept calls it when present.
+func (h *hijackRecorder) WriteHeaderNow() {
+	if w, ok := h.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
+		w.WriteHeaderNow()
+	}
+}

@@ -1,0 +1,70 @@
+package wsroom
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Publication types.
+const (
+	PubMessage  = "message"  // a chat message: Message is set
+	PubJoin     = "join"     // Name joined
+	PubLeave    = "leave"    // Name left
+	PubPresence = "presence" // Joined and Left, coalesced for a big room
+	PubBinary   = "binary"   // Data from Name, relayed as a binary frame
+	PubRemove   = "remove"   // the server that holds Name must close it
+)
+
+// Publication is one event on its way from the server where it happened to
+// the members of its room on every server, through a Broker. It is plain
+// data so that a Broker can carry it between processes; MarshalBinary and
+// UnmarshalBinary give it a stable encoding.
+type Publication struct {
+	Room    string   `json:"room"`
+	Type    string   `json:"type"`
+	Message Message  `json:"message,omitzero"`
+	Name    string   `json:"name,omitempty"`
+	Joined  []string `json:"joined,omitempty"`
+	Left    []string `json:"left,omitempty"`
+	Data    []byte   `json:"data,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+	// To, when not empty, limits delivery to these members.
+	To []string `json:"to,omitempty"`
+	// Except lists members the publication skips.
+	Except []string `json:"except,omitempty"`
+}
+
+// MarshalBinary encodes p for a Broker that carries bytes.
+func (p Publication) MarshalBinary() ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("wsroom: encode publication: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (p *Publication) UnmarshalBinary(b []byte) error {
+	if err := json.Unmarshal(b, p); err != nil {
+		return fmt.Errorf("wsroom: decode publication: %w", err)
+	}
+	return nil
+}
+
+// Broker carries publications to every server that has members in the room.
+// The default is an in-process broker; wsroom.dev/adapters hold brokers over
+// Redis pub/sub and NATS.
+//
+// Implementations must be safe for concurrent use. A subscription's deliver
+// function must receive a room's publications one at a time, in the order the
+// broker decided for that room; deliver never blocks.
+type Broker interface {
+	// Publish sends p to every subscriber of p.Room, including those in
+	// this process.
+	Publish(ctx context.Context, p Publication) error
+	// Subscribe calls deliver for each publication to room until cancel is
+	// called. When cancel returns, deliver is no longer running and will not
+	// be called again.
+	Subscribe(ctx context.Context, room string, deliver func(Publication)) (cancel func(), err error)
+}

@@ -1,0 +1,75 @@
+package wsroom
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Sentinel errors. Functions wrap them with the operation that failed, so
+// test for them with errors.Is.
+var (
+	// ErrNameTaken is returned by a Store when the name is already reserved
+	// in the room.
+	ErrNameTaken = errors.New("wsroom: name taken")
+
+	// ErrRoomFull is returned by a Store when the room already holds its
+	// maximum number of members.
+	ErrRoomFull = errors.New("wsroom: room full")
+
+	// ErrBadName is returned when a member or room name breaks the naming
+	// rules (empty, too long, control or bidi characters, invalid UTF-8).
+	ErrBadName = errors.New("wsroom: bad name")
+
+	// ErrNotMember is returned when a named member is not in the room.
+	ErrNotMember = errors.New("wsroom: not a member")
+
+	// ErrShutdown is returned by operations started after Shutdown.
+	ErrShutdown = errors.New("wsroom: server shut down")
+
+	// ErrBadOptions is returned by New when an option is invalid.
+	ErrBadOptions = errors.New("wsroom: bad options")
+)
+
+// RejectError is returned by a hook to refuse what the hook was asked
+// about. For the Identify hook, Status is the HTTP status of the refusal
+// (default 403) and Message its body. For OnJoin and OnMessage, Code and
+// Message reach the client in an error event.
+//
+// A hook that returns any other error also refuses, but the client sees
+// only a generic refusal so that internal details do not leak.
+type RejectError struct {
+	Status  int    // HTTP status for Identify; default 403
+	Code    string // error event code for OnJoin and OnMessage
+	Message string // human-readable reason shown to the client
+}
+
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("wsroom: rejected: %s %s", e.Code, e.Message)
+}
+
+// Reject returns a *RejectError with the given code and message, for OnJoin
+// and OnMessage hooks.
+func Reject(code, message string) error {
+	return &RejectError{Code: code, Message: message}
+}
+
+// asReject reports the refusal an error carries, with defaults for errors
+// that are not a *RejectError.
+func asReject(err error, defCode, defMessage string) RejectError {
+	var re *RejectError
+	if errors.As(err, &re) {
+		r := *re
+		if r.Status == 0 {
+			r.Status = http.StatusForbidden
+		}
+		if r.Code == "" {
+			r.Code = defCode
+		}
+		if r.Message == "" {
+			r.Message = defMessage
+		}
+		return r
+	}
+	return RejectError{Status: http.StatusForbidden, Code: defCode, Message: defMessage}
+}

@@ -1,0 +1,192 @@
+package wsroom
+
+import (
+	"fmt"
+	"log/slog"
+	"path"
+	"time"
+)
+
+// Options configures a Server. The zero value (or a nil *Options) is a safe,
+// production-ready configuration; each field's documentation ends with its
+// default. Limits that can be switched off say so: a negative value turns
+// them off, which is meant for load tests, not for the internet.
+type Options struct {
+	// DefaultRoom is the room served when the route has no {room}
+	// wildcard. Default "lobby".
+	DefaultRoom string
+
+	// OriginPatterns lists host patterns (path.Match syntax, matched
+	// case-insensitively against the Origin's host, or against
+	// "scheme://host" when the pattern has "://") of the cross-site pages
+	// allowed to connect. A request whose Origin matches its Host is always
+	// allowed. Default none: same-origin only; other origins get 403.
+	OriginPatterns []string
+
+	// InsecureSkipVerify accepts every Origin. It makes the endpoint
+	// reachable from any web page a logged-in user visits (cross-site
+	// WebSocket hijacking); prefer OriginPatterns. Default false.
+	InsecureSkipVerify bool
+
+	// MaxMessageBytes is the largest message a client may send, after
+	// reassembly of fragments; a bigger one closes the connection with
+	// 1009. It also bounds the echo endpoint. Default 32 KiB; negative: no
+	// limit.
+	MaxMessageBytes int64
+
+	// MaxNameLength is the longest member name, in characters, after
+	// trimming. Default 32; negative: no limit.
+	MaxNameLength int
+
+	// RateLimit is how many frames per second a connection may send on
+	// average, with bursts of RateBurst. A frame over the limit is dropped
+	// and answered with a rate_limited error; more than RateBurst such
+	// frames in a row close the connection with 1008. Default 20;
+	// negative: no limit.
+	RateLimit float64
+
+	// RateBurst is the number of frames a connection may send at once.
+	// Default 2×RateLimit, at least 1.
+	RateBurst int
+
+	// MaxMembers is the most members a room may hold, across all servers.
+	// A join beyond it gets a room_full error. Default 1000; negative: no
+	// limit.
+	MaxMembers int
+
+	// SendQueue is how many events may wait for one member while its
+	// connection is busy. A member whose queue overflows is too slow: it is
+	// closed with 1013 and leaves with ReasonSlow, so that it never holds
+	// up the room. JSON members receive queued events batched into one
+	// frame, so the queue fills only when the connection truly stalls.
+	// Default 1024; negative: unbounded (a stalled client then holds
+	// memory until WriteTimeout closes it).
+	SendQueue int
+
+	// PingInterval is how often the server pings each connection; a
+	// connection that does not answer within PongTimeout is dropped and
+	// leaves with ReasonTimeout. The interval is shorter than the idle
+	// timeout of common proxies (60s for nginx and most cloud load
+	// balancers), so the pings also keep the connection open through them.
+	// Default 25s; negative: no heartbeat.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a ping waits for its pong. Default 15s.
+	PongTimeout time.Duration
+
+	// WriteTimeout bounds each write to a connection; a connection that
+	// accepts no data for this long is dropped as too slow. Default 10s;
+	// negative: no timeout.
+	WriteTimeout time.Duration
+
+	// JoinTimeout is how long a connection may stay open without joining;
+	// then it is closed with 1008. Default 30s; negative: no limit.
+	JoinTimeout time.Duration
+
+	// WelcomeHistory is how many recent messages a joining member receives
+	// in its welcome. Default 50; negative: none.
+	WelcomeHistory int
+
+	// ResumeLimit is the most missed messages a member resuming with
+	// "since" receives; if it missed more, it gets the most recent ones
+	// and the welcome's gap flag. Default 500.
+	ResumeLimit int
+
+	// HistoryPage is the largest page a history request returns. Default
+	// 100.
+	HistoryPage int
+
+	// PresenceThreshold is the room size, on this server, from which
+	// join and leave announcements are coalesced into presence events sent
+	// every PresenceInterval, instead of one announcement per member. This
+	// keeps a join storm into a big room linear. Default 100; negative:
+	// never coalesce.
+	PresenceThreshold int
+
+	// PresenceInterval is how long join and leave announcements of a big
+	// room are collected before they are sent. Default 100ms.
+	PresenceInterval time.Duration
+
+	// NoBinary refuses binary messages in rooms: a client that sends one
+	// is closed with 1003. By default binary messages are relayed, as
+	// binary, to the other members of the room (a shared canvas, say).
+	NoBinary bool
+
+	// Store keeps member names and history. Default: a MemoryStore with its
+	// defaults (1000 messages per room).
+	Store Store
+
+	// Broker carries events between the servers of a room. Default: a
+	// MemoryBroker, for a single process.
+	Broker Broker
+
+	// Text renders events for clients of the plain-text protocol. Nil
+	// fields keep their defaults, which reproduce the original chat server.
+	Text TextFormat
+
+	// Hooks are called at the points of a member's life; see Hooks.
+	Hooks Hooks
+
+	// Logger receives the server's diagnostics. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// cloneWithDefaults returns a copy of opts with defaults filled in, or an
+// error wrapping ErrBadOptions.
+func (opts *Options) cloneWithDefaults() (*Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.DefaultRoom == "" {
+		o.DefaultRoom = "lobby"
+	}
+	if err := checkName(o.DefaultRoom, maxRoomLength); err != nil {
+		return nil, fmt.Errorf("%w: DefaultRoom: %w", ErrBadOptions, err)
+	}
+	for _, p := range o.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("%w: OriginPatterns %q: %w", ErrBadOptions, p, err)
+		}
+	}
+	def(&o.MaxMessageBytes, 32<<10)
+	def(&o.MaxNameLength, 32)
+	def(&o.RateLimit, 20)
+	if o.RateBurst < 0 {
+		return nil, fmt.Errorf("%w: RateBurst %d", ErrBadOptions, o.RateBurst)
+	}
+	if o.RateBurst == 0 {
+		o.RateBurst = max(1, int(2*o.RateLimit))
+	}
+	def(&o.MaxMembers, 1000)
+	def(&o.SendQueue, 1024)
+	def(&o.PingInterval, 25*time.Second)
+	def(&o.PongTimeout, 15*time.Second)
+	def(&o.WriteTimeout, 10*time.Second)
+	def(&o.JoinTimeout, 30*time.Second)
+	def(&o.WelcomeHistory, 50)
+	def(&o.ResumeLimit, 500)
+	def(&o.HistoryPage, 100)
+	def(&o.PresenceThreshold, 100)
+	def(&o.PresenceInterval, 100*time.Millisecond)
+	if o.PongTimeout < 0 || o.ResumeLimit < 0 || o.HistoryPage < 0 || o.PresenceInterval < 0 {
+		return nil, fmt.Errorf("%w: PongTimeout, ResumeLimit, HistoryPage and PresenceInterval cannot be negative", ErrBadOptions)
+	}
+	if o.Store == nil {
+		o.Store = NewMemoryStore(nil)
+	}
+	if o.Broker == nil {
+		o.Broker = NewMemoryBroker()
+	}
+	o.Text = o.Text.withDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &o, nil
+}
+
+func def[T int | int64 | float64 | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
+	}
+}

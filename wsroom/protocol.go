@@ -1,0 +1,251 @@
+package wsroom
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Subprotocol is the WebSocket subprotocol of the JSON protocol. A client
+// that does not offer it speaks the plain-text protocol.
+const Subprotocol = "wsroom.v1"
+
+// Error codes sent in error events.
+const (
+	CodeBadRequest     = "bad_request"     // a frame the server could not understand
+	CodeBadName        = "bad_name"        // the name breaks the naming rules
+	CodeNameTaken      = "name_taken"      // another member has the name
+	CodeRoomFull       = "room_full"       // the room has its maximum of members
+	CodeNotJoined      = "not_joined"      // the request needs a joined member
+	CodeAlreadyJoined  = "already_joined"  // a second join on one connection
+	CodeRateLimited    = "rate_limited"    // too many frames; this one was dropped
+	CodeJoinRefused    = "join_refused"    // the OnJoin hook refused
+	CodeMessageRefused = "message_refused" // the OnMessage hook refused
+	CodeUnavailable    = "unavailable"     // the store or broker failed; retry later
+)
+
+// clientFrame is one client-to-server JSON object.
+type clientFrame struct {
+	Type   string `json:"type"`
+	Name   string `json:"name"`
+	Text   string `json:"text"`
+	Since  msgID  `json:"since"`
+	Before msgID  `json:"before"`
+	Limit  int    `json:"limit"`
+}
+
+// msgID is a message ID on the wire: a decimal string (numbers are accepted
+// too).
+type msgID struct {
+	v   uint64
+	set bool
+}
+
+var errBadID = errors.New("wsroom: bad message id")
+
+func (id *msgID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*id = msgID{}
+		return nil
+	}
+	if len(b) >= 2 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		b = []byte(s)
+	}
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return errBadID
+	}
+	*id = msgID{v: v, set: true}
+	return nil
+}
+
+// decodeClientFrame parses and checks one client frame.
+func decodeClientFrame(b []byte) (clientFrame, error) {
+	var f clientFrame
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return f, errors.New("a frame must be one JSON object")
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("invalid JSON: %w", err)
+	}
+	switch f.Type {
+	case "join":
+	case "message":
+		if f.Text == "" {
+			return f, errors.New("message: empty text")
+		}
+	case "history":
+		if f.Limit < 0 {
+			return f, errors.New("history: negative limit")
+		}
+	case "":
+		return f, errors.New("missing type")
+	default:
+		return f, fmt.Errorf("unknown type %q", f.Type)
+	}
+	return f, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
+// U+2028 and U+2029 are escaped so the output is also valid JavaScript.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendMessageFields appends the fields of a message object without
+// braces. A message that was not stored has no ID.
+func appendMessageFields(b []byte, m Message) []byte {
+	if m.ID != 0 {
+		b = append(b, `"id":"`...)
+		b = strconv.AppendUint(b, m.ID, 10)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"from":`...)
+	b = appendString(b, m.From)
+	b = append(b, `,"text":`...)
+	b = appendString(b, m.Text)
+	b = append(b, `,"ts":`...)
+	return strconv.AppendInt(b, m.Time.UnixMilli(), 10)
+}
+
+func appendMessages(b []byte, ms []Message) []byte {
+	b = append(b, '[')
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendMessageFields(b, m)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func encodeMessage(m Message) []byte {
+	b := make([]byte, 0, 64+len(m.From)+len(m.Text))
+	b = append(b, `{"type":"message",`...)
+	b = appendMessageFields(b, m)
+	return append(b, '}')
+}
+
+func encodeNamed(typ, name string) []byte {
+	b := make([]byte, 0, 24+len(typ)+len(name))
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","name":`...)
+	b = appendString(b, name)
+	return append(b, '}')
+}
+
+func encodePresence(joined, left []string) []byte {
+	b := []byte(`{"type":"presence","joined":`)
+	b = appendStrings(b, joined)
+	b = append(b, `,"left":`...)
+	b = appendStrings(b, left)
+	return append(b, '}')
+}
+
+// welcome is what a member receives when it joins.
+type welcome struct {
+	Room    string
+	Name    string
+	Members []string
+	History []Message
+	Gap     bool // a resume could not be filled completely
+}
+
+func encodeWelcome(w welcome) []byte {
+	b := []byte(`{"type":"welcome","room":`)
+	b = appendString(b, w.Room)
+	b = append(b, `,"name":`...)
+	b = appendString(b, w.Name)
+	b = append(b, `,"members":`...)
+	b = appendStrings(b, w.Members)
+	b = append(b, `,"history":`...)
+	b = appendMessages(b, w.History)
+	if w.Gap {
+		b = append(b, `,"gap":true`...)
+	}
+	return append(b, '}')
+}
+
+func encodeHistory(ms []Message, more bool) []byte {
+	b := []byte(`{"type":"history","messages":`)
+	b = appendMessages(b, ms)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	return append(b, '}')
+}
+
+func encodeError(code, message string) []byte {
+	b := []byte(`{"type":"error","code":`)
+	b = appendString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendString(b, message)
+	return append(b, '}')
+}

@@ -1,0 +1,184 @@
+package wsroom
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+)
+
+// Server serves chat rooms and an echo endpoint over WebSocket. As an
+// http.Handler it is the chat endpoint: mounted on a pattern with a {room}
+// wildcard (ServeMux or chi) it serves the room the path names, elsewhere
+// the default room. ServeHTTP returns when the connection ends.
+//
+// A Server is safe for concurrent use. Rooms exist while they have members:
+// the first join creates a room's state on this server and the last leave
+// tears it down. Call Shutdown to close every connection.
+type Server struct {
+	opts  *Options
+	log   *slog.Logger
+	stats counters
+
+	mu       sync.Mutex
+	hubs     map[string]*hub
+	conns    map[*member]struct{}
+	active   int // handlers running
+	shutdown bool
+	done     chan struct{} // closed when shutdown and active == 0
+	closing  atomic.Bool
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server configured by opts, which may be nil for the
+// defaults. It fails with an error wrapping ErrBadOptions when an option is
+// invalid.
+func New(opts *Options) (*Server, error) {
+	o, err := opts.cloneWithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		opts:  o,
+		log:   o.Logger,
+		hubs:  make(map[string]*hub),
+		conns: make(map[*member]struct{}),
+		done:  make(chan struct{}),
+	}, nil
+}
+
+// ServeHTTP serves the chat endpoint for the room named by the request's
+// {room} path value, or the default room.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	if room == "" {
+		room = s.opts.DefaultRoom
+	}
+	s.serveChat(w, r, room)
+}
+
+// Room returns a handle on the named room, whether or not anyone is in it.
+func (s *Server) Room(name string) *Room {
+	return &Room{s: s, name: name}
+}
+
+// begin counts a handler in, unless the server is shutting down.
+func (s *Server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.active++
+	return true
+}
+
+func (s *Server) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.shutdown && s.active == 0 {
+		close(s.done)
+	}
+}
+
+// register makes a connection known to Shutdown.
+func (s *Server) register(m *member) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[m] = struct{}{}
+	s.stats.conns.Add(1)
+	return true
+}
+
+func (s *Server) unregister(m *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, m)
+	s.stats.conns.Add(-1)
+}
+
+func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
+// Shutdown refuses new connections (503), closes every connection with 1001
+// (going away) and waits until all of them have ended and every goroutine
+// the Server started has returned, or until ctx is done, in which case it
+// returns ctx.Err(). Members leave with ReasonShutdown; their departures are
+// not announced. Shutdown may be called more than once: each call waits
+// for the same end.
+//
+// http.Server.Shutdown does not wait for WebSocket connections, which are
+// hijacked; register this Server's Shutdown with
+// http.Server.RegisterOnShutdown, and call it again after
+// http.Server.Shutdown returns to wait for it (see the package example).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	var conns []*member
+	if !s.shutdown {
+		s.shutdown = true
+		s.closing.Store(true)
+		for m := range s.conns {
+			conns = append(conns, m)
+		}
+		if s.active == 0 {
+			close(s.done)
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range conns {
+		m.kill(ReasonShutdown, websocket.StatusGoingAway, "server shutting down", nil)
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// acquire returns the room's hub, creating and subscribing it if needed,
+// and counts the caller in; release counts it out.
+func (s *Server) acquire(ctx context.Context, room string) (*hub, error) {
+	s.mu.Lock()
+	h := s.hubs[room]
+	if h == nil {
+		h = newHub(s, room)
+		s.hubs[room] = h
+		s.stats.rooms.Add(1)
+	}
+	h.refs++
+	s.mu.Unlock()
+	if err := h.subscribe(ctx); err != nil {
+		s.release(ctx, h)
+		return nil, err
+	}
+	return h, nil
+}
+
+func (s *Server) release(ctx context.Context, h *hub) {
+	s.mu.Lock()
+	h.refs--
+	last := h.refs == 0
+	if last {
+		delete(s.hubs, h.name)
+		s.stats.rooms.Add(-1)
+	}
+	s.mu.Unlock()
+	if last {
+		h.close(ctx)
+	}
+}
+
+// lookup returns the room's hub on this server, if it has one.
+func (s *Server) lookup(room string) *hub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hubs[room]
+}
