@@ -90,10 +90,10 @@ func TestLeaveCauses(t *testing.T) {
 			wantCode: 1008, reason: wsroom.ReasonRemoved, hookCode: 1008,
 		},
 		{
-			name: "no pong",
-			raw:  true,
-			opts: wsroom.Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second},
-			act:  func(t *testing.T, e *env, _ *client, r *rawConn) {}, // the raw client never reads, so never answers
+			name:   "no pong",
+			raw:    true,
+			opts:   wsroom.Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second},
+			act:    func(t *testing.T, e *env, _ *client, r *rawConn) {}, // the raw client never reads, so never answers
 			reason: wsroom.ReasonTimeout, hookCode: 1006,
 		},
 		{
