@@ -134,6 +134,8 @@ func TestResume(t *testing.T) {
 	for i := range 6 {
 		a.say(fmt.Sprint("later ", i))
 	}
+	for a.until("message").Text != "later 5" {
+	}
 	f := e.dial("/chat/r", true)
 	f.send(map[string]any{"type": "join", "name": "dave", "since": seen})
 	w = f.expect("welcome")

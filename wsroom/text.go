@@ -41,7 +41,8 @@ type TextFormat struct {
 	// line.
 	Welcome func(room, name string, members []string, history []Message) []string
 
-	// Error renders an error event. Default: a short line per code.
+	// Error renders an error event. Default: a short line per code, in the
+	// language of the original page; the English message for other codes.
 	Error func(code, message string) string
 }
 
@@ -140,9 +141,6 @@ var seedErrors = map[string]string{
 
 func seedError(code, message string) string {
 	if s, ok := seedErrors[code]; ok {
-		if message != "" && code != CodeRateLimited && code != CodeNotJoined {
-			return "错误:" + s + "(" + message + ")"
-		}
 		return "错误:" + s
 	}
 	return "错误:" + message
