@@ -24,6 +24,7 @@ type leaveCase struct {
 	recvBuf  int  // the raw victim's receive buffer
 	sendBuf  int  // the server's send buffer for every connection
 	wantCode int  // close code seen by the victim; 0: don't check
+	rawCode  int  // close code seen by a raw victim (-1: none); 0: don't check
 	reason   wsroom.LeaveReason
 	hookCode int
 }
@@ -94,7 +95,7 @@ func TestLeaveCauses(t *testing.T) {
 			raw:    true,
 			opts:   wsroom.Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second},
 			act:    func(t *testing.T, e *env, _ *client, r *rawConn) {}, // the raw client never reads, so never answers
-			reason: wsroom.ReasonTimeout, hookCode: 1006,
+			reason: wsroom.ReasonTimeout, hookCode: 1006, rawCode: -1,
 		},
 		{
 			name:    "too slow",
@@ -110,7 +111,7 @@ func TestLeaveCauses(t *testing.T) {
 					assert.Success(t, err)
 				}
 			},
-			reason: wsroom.ReasonSlow, hookCode: 1013,
+			reason: wsroom.ReasonSlow, hookCode: 1013, rawCode: 1013,
 		},
 	}
 	for _, tc := range cases {
@@ -143,6 +144,10 @@ func TestLeaveCauses(t *testing.T) {
 			assert.Equal(t, "hook code", tc.hookCode, ev.Code)
 			if tc.wantCode != 0 {
 				assert.Equal(t, "close code seen by the client", websocket.StatusCode(tc.wantCode), v.closed())
+			}
+			if tc.rawCode != 0 {
+				// The victim reads again: what was in flight, then the close.
+				assert.Equal(t, "close code seen by the raw client", tc.rawCode, raw.closeCode())
 			}
 			// The others see the leave exactly once: a marker sent after it
 			// comes next, with nothing in between but messages.

@@ -1,0 +1,25 @@
+# wsroom: every target loops over every Go module of the repository.
+MODULES     := $(shell find . -name go.mod -not -path './.git/*' -not -path '*/testdata/*' -exec dirname {} \; | sort)
+FUZZTIME    ?= 10s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test fuzz lint chat bench
+
+## test: every test of every module with the race detector, then a short fuzz
+test:
+	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: the protocol fuzz targets, FUZZTIME each
+fuzz:
+	go test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' -fuzztime=$(FUZZTIME) ./wsroom
+	go test -run='^$$' -fuzz='^FuzzAppendString$$' -fuzztime=$(FUZZTIME) ./wsroom
+
+## lint: gofmt, go vet and staticcheck on every module
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do echo "== vet+staticcheck $$m"; (cd $$m && go vet ./... && go run $(STATICCHECK) ./...); done
+
+## chat: run the example chat server on http://127.0.0.1:8080
+chat:
+	go run ./examples/chat

@@ -1,0 +1,159 @@
+// Command chat is a runnable chat server built on wsroom: a chat page at /,
+// the chat endpoint at /chat and /chat/{room}, and an echo endpoint at
+// /echo. Names and history are kept in memory.
+//
+//	go run ./examples/chat                 # http://127.0.0.1:8080
+//	go run ./examples/chat -addr :9000 -rate 50
+//	go run ./examples/chat -unlimited      # every limit off, for load tests
+//
+// Every limit of wsroom.Options has a flag; -h lists them with their
+// defaults.
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"wsroom.dev/wsroom"
+)
+
+//go:embed static
+var static embed.FS
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		log.Fatal(err)
+	}
+}
+
+// config is what the flags set.
+type config struct {
+	addr    string
+	opts    wsroom.Options
+	history int
+	rooms   int
+	origins string
+	level   slog.Level
+}
+
+func parseFlags(args []string, out io.Writer) (*config, error) {
+	c := &config{}
+	o := &c.opts
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.DefaultRoom, "room", "lobby", "room served at /chat")
+	fs.StringVar(&c.origins, "origins", "", "comma-separated origin patterns allowed besides the same origin (e.g. *.example.com)")
+	fs.BoolVar(&o.InsecureSkipVerify, "insecure-skip-verify", false, "accept every Origin (unsafe)")
+	fs.Int64Var(&o.MaxMessageBytes, "max-message-bytes", 32<<10, "largest message a client may send; -1: no limit")
+	fs.IntVar(&o.MaxNameLength, "max-name", 32, "longest member name, in characters; -1: no limit")
+	fs.Float64Var(&o.RateLimit, "rate", 20, "frames per second per connection; -1: no limit")
+	fs.IntVar(&o.RateBurst, "burst", 0, "frames a connection may send at once (default 2×rate)")
+	fs.IntVar(&o.MaxMembers, "max-members", 1000, "members per room; -1: no limit")
+	fs.IntVar(&o.SendQueue, "queue", 1024, "events queued per member before it is dropped as too slow; -1: unbounded")
+	fs.DurationVar(&o.PingInterval, "ping", 25*time.Second, "heartbeat interval; -1s: no heartbeat")
+	fs.DurationVar(&o.PongTimeout, "pong-timeout", 15*time.Second, "how long a ping waits for its pong")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Second, "bound on each write; -1s: none")
+	fs.DurationVar(&o.JoinTimeout, "join-timeout", 30*time.Second, "how long a connection may stay without joining; -1s: no limit")
+	fs.IntVar(&o.WelcomeHistory, "welcome-history", 50, "messages in a welcome; -1: none")
+	fs.IntVar(&o.ResumeLimit, "resume-limit", 500, "most missed messages sent on resume")
+	fs.IntVar(&o.HistoryPage, "history-page", 100, "largest history page")
+	fs.IntVar(&o.PresenceThreshold, "presence-threshold", 100, "room size from which arrivals and departures are coalesced; -1: never")
+	fs.DurationVar(&o.PresenceInterval, "presence-interval", 100*time.Millisecond, "how long coalesced arrivals and departures are collected")
+	fs.BoolVar(&o.NoBinary, "no-binary", false, "refuse binary messages in rooms")
+	fs.IntVar(&c.history, "history", 1000, "messages kept per room")
+	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
+	unlimited := fs.Bool("unlimited", false, "switch every limit off (size, rate, members, queue, name, timeouts), for load tests on loopback")
+	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.origins != "" {
+		o.OriginPatterns = strings.Split(c.origins, ",")
+	}
+	if *unlimited {
+		o.MaxMessageBytes, o.MaxNameLength, o.RateLimit, o.MaxMembers, o.SendQueue = -1, -1, -1, -1, -1
+		o.JoinTimeout, o.WriteTimeout = -1, -1
+	}
+	return c, nil
+}
+
+// newHandler returns the example's routes and the wsroom Server behind
+// them.
+func newHandler(c *config, log *slog.Logger) (http.Handler, *wsroom.Server, error) {
+	opts := c.opts
+	opts.Logger = log
+	opts.Store = wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{History: c.history, MaxRooms: c.rooms})
+	rooms, err := wsroom.New(&opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	page, err := fs.Sub(static, "static")
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", http.FileServerFS(page))
+	mux.Handle("/chat", rooms)
+	mux.Handle("/chat/{room}", rooms)
+	mux.Handle("/echo", rooms.Echo())
+	return mux, rooms, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
+	h, rooms, err := newHandler(c, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(func() { rooms.Shutdown(context.Background()) })
+	log.Info("chat: listening", "url", "http://"+ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("chat: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(sctx), rooms.Shutdown(sctx))
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"wsroom.dev/internal/leakcheck"
+	"wsroom.dev/wsroom"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// TestRun starts the program as `go run ./examples/chat -addr 127.0.0.1:0`
+// would, chats through it, and stops it as SIGINT would.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, []string{"-addr", "127.0.0.1:0", "-rate", "100"}, pw)
+		pw.Close()
+	}()
+	logs := bufio.NewScanner(pr)
+	var base string
+	for logs.Scan() {
+		if m := regexp.MustCompile(`url=(http://\S+)`).FindStringSubmatch(logs.Text()); m != nil {
+			base = m[1]
+			break
+		}
+	}
+	if base == "" {
+		t.Fatal("no listening line")
+	}
+	go io.Copy(io.Discard, pr)
+
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "wsroom.v1") {
+		t.Fatalf("page: %d %.80s", resp.StatusCode, page)
+	}
+	ws := "ws" + strings.TrimPrefix(base, "http")
+	alice := dial(ctx, t, ws+"/chat/test", "alice")
+	bob := dial(ctx, t, ws+"/chat/test", "bob")
+	read(ctx, t, alice) // bob's arrival
+	bob.Write(ctx, websocket.MessageText, []byte(`{"type":"message","text":"hi"}`))
+	if got := read(ctx, t, alice); !strings.Contains(got, `"text":"hi"`) {
+		t.Fatalf("alice got %s", got)
+	}
+
+	echo, _, err := websocket.Dial(ctx, ws+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo.Write(ctx, websocket.MessageText, []byte("ping"))
+	if _, b, err := echo.Read(ctx); err != nil || string(b) != "ping" {
+		t.Fatalf("echo: %q %v", b, err)
+	}
+
+	closed := make(chan websocket.StatusCode, 3)
+	for _, c := range []*websocket.Conn{alice, bob, echo} {
+		go func() {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					closed <- websocket.CloseStatus(err)
+					return
+				}
+			}
+		}()
+	}
+	stop() // SIGINT
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for range 3 {
+		if code := <-closed; code != websocket.StatusGoingAway {
+			t.Fatalf("close code %v, want 1001", code)
+		}
+	}
+}
+
+func dial(ctx context.Context, t *testing.T, url, name string) *websocket.Conn {
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","name":"`+name+`"}`))
+	if got := read(ctx, t, c); !strings.Contains(got, `"type":"welcome"`) {
+		t.Fatalf("%s got %s", name, got)
+	}
+	return c
+}
+
+func read(ctx context.Context, t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-unlimited", "-origins", "a.example,b.example", "-ping", "-1s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.opts
+	if o.RateLimit >= 0 || o.MaxMessageBytes >= 0 || o.MaxMembers >= 0 || o.SendQueue >= 0 || o.MaxNameLength >= 0 || o.JoinTimeout >= 0 || o.WriteTimeout >= 0 || o.PingInterval >= 0 {
+		t.Fatalf("-unlimited left a limit on: %+v", o)
+	}
+	if len(o.OriginPatterns) != 2 {
+		t.Fatalf("origins: %q", o.OriginPatterns)
+	}
+	if _, _, err := newHandler(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseFlags([]string{"-rate", "x"}, io.Discard); err == nil {
+		t.Fatal("a bad flag was accepted")
+	}
+}

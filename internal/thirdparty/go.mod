@@ -1,0 +1,11 @@
+module wsroom.dev/internal/thirdparty
+
+go 1.24
+
+replace wsroom.dev => ../..
+
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/go-chi/chi/v5 v5.5.0
+	wsroom.dev v0.0.0-00010101000000-000000000000
+)

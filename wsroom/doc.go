@@ -1,0 +1,113 @@
+// Package wsroom adds WebSocket chat rooms to an existing net/http
+// application: members join with a name, receive a welcome with the member
+// list and recent history, see everyone arrive, speak and leave. It also
+// serves an echo endpoint.
+//
+// A Server is an http.Handler; mount it on any router.
+//
+//	package main
+//
+//	import (
+//		"log"
+//		"net/http"
+//
+//		"wsroom.dev/wsroom"
+//	)
+//
+//	func main() {
+//		rooms, err := wsroom.New(nil) // nil: the safe defaults
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		mux := http.NewServeMux()
+//		mux.Handle("/chat/{room}", rooms) // the room is r.PathValue("room")
+//		mux.Handle("/chat", rooms)        // the default room, "lobby"
+//		mux.Handle("/echo", rooms.Echo())
+//		log.Fatal(http.ListenAndServe("127.0.0.1:8080", mux))
+//	}
+//
+// Under chi (v5.0.12 or later, which sets PathValue) the same handler works
+// with r.Handle("/chat/{room}", rooms). A Room from Server.Room serves one
+// fixed room wherever it is mounted.
+//
+// # Protocol
+//
+// A client that offers the subprotocol "wsroom.v1" speaks JSON. It sends one
+// object per text frame:
+//
+//	{"type":"join","name":"alice"}                  join; "since":"<id>" resumes
+//	{"type":"message","text":"hello"}               say something
+//	{"type":"history","before":"<id>","limit":50}   page back through history
+//
+// The server sends one or more objects per text frame, separated by "\n":
+// it batches what is queued for a member into one frame. Types:
+//
+//	welcome   room, name, members, history (oldest first), gap (resume incomplete)
+//	join      name
+//	leave     name
+//	presence  joined, left: arrivals and departures coalesced in a big room
+//	message   id, from, text, ts (Unix milliseconds)
+//	history   messages, more
+//	error     code, message
+//
+// The server sets from, id and ts; a client cannot forge them. IDs are
+// decimal strings that increase within a room. Error codes are the Code
+// constants; a bad frame, a taken or bad name, or a refused message gets an
+// error event and the connection stays open.
+//
+// A client without the subprotocol speaks the plain-text protocol of the
+// original chat page: its first text "login:NAME" joins, every later text is
+// a message, and every event reaches it as one line of text per frame. See
+// TextFormat. Both kinds of clients share rooms.
+//
+// Binary messages are relayed to the other members of the room as binary
+// frames, unless Options.NoBinary is set.
+//
+// # Hooks
+//
+// Hooks, fixed at construction, let the application identify members from
+// the request before the upgrade, refuse or rename a join, refuse, rewrite
+// or drop a message, and learn why a member left. They run on the member's
+// goroutine and must not block for long.
+//
+// # Security
+//
+// The defaults are meant for the internet. Only same-origin pages may
+// connect (a cross-site Origin gets 403), unless Options.OriginPatterns
+// allows more; Options.InsecureSkipVerify turns the check off. Messages are
+// limited in size (1009), text must be valid UTF-8 (1007), each connection
+// is rate limited (1008 when sustained), names are trimmed and may not hold
+// control, format or bidi characters, rooms are bounded, and a connection
+// must join within a deadline. Handshakes of old protocol versions get 426
+// with Sec-WebSocket-Version: 13, plain GETs a 4xx.
+//
+// # Delivery
+//
+// Every member has a bounded queue. Broadcast never waits for a connection
+// and no lock is held while writing to one; a writer goroutine runs only
+// while a member has something queued. A member that cannot keep up is
+// closed with 1013 and leaves with ReasonSlow, so one slow client never holds
+// up a room. The server pings every connection and drops one that does not
+// answer. A departure is announced exactly once, whatever the cause.
+//
+// # Several servers
+//
+// Names and history live in a Store, and events travel through a Broker:
+// message IDs come from the store, and a message goes store, broker, then
+// the members connected to each server. The defaults keep both in memory;
+// the adapters provide Redis and PostgreSQL stores and Redis and NATS
+// brokers. The package storetest is the conformance suite for stores.
+//
+// # Shutdown
+//
+// Server.Shutdown refuses new connections, closes every connection with
+// 1001 and waits for all of them. http.Server.Shutdown does not wait for
+// WebSocket connections (they are hijacked): register the Server's Shutdown
+// with http.Server.RegisterOnShutdown, and call it again after
+// http.Server.Shutdown to wait, as ExampleServer_Shutdown shows.
+//
+// # Logging
+//
+// Diagnostics go to Options.Logger (log/slog), slog.Default() if nil.
+// Per-connection events log at Debug; store and broker failures at Error.
+package wsroom
