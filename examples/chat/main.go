@@ -22,12 +22,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"wsroom.dev/internal/debugmem"
 	"wsroom.dev/wsroom"
 )
 
@@ -53,6 +55,7 @@ type config struct {
 	rooms   int
 	origins string
 	level   slog.Level
+	debug   bool
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -82,6 +85,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&o.NoBinary, "no-binary", false, "refuse binary messages in rooms")
 	fs.IntVar(&c.history, "history", 1000, "messages kept per room")
 	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
+	fs.BoolVar(&c.debug, "debug", false, "serve /debug/pprof/ and /debug/mem (memory after a GC, as JSON); for local diagnostics only")
 	unlimited := fs.Bool("unlimited", false, "switch every limit off (size, rate, members, queue, name, timeouts), for load tests on loopback")
 	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +123,11 @@ func newHandler(c *config, log *slog.Logger) (http.Handler, *wsroom.Server, erro
 	mux.Handle("/chat", rooms)
 	mux.Handle("/chat/{room}", rooms)
 	mux.Handle("/echo", rooms.Echo())
+	if c.debug {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.Handle("/debug/mem", debugmem.Handler())
+	}
 	return mux, rooms, nil
 }
 
