@@ -17,79 +17,92 @@ import (
 )
 
 // serveChat is the chat endpoint for one room: the upgrade, then the
-// member's reading loop until it leaves.
+// member's reading loop until it leaves. The upgrade runs in a function of
+// its own so that its frame is gone while the connection lives: a shallow
+// stack at the blocked read lets the runtime keep every member's stack
+// small.
 func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) {
-	if err := checkName(room, maxRoomLength); err != nil {
-		http.Error(w, "bad room name", http.StatusBadRequest)
-		return
-	}
-	if !s.begin() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	m := s.openChat(w, r, room)
+	if m == nil {
 		return
 	}
 	defer s.end()
-	if s.refuse(w, r) {
-		return
+	defer s.unregister(m)
+	m.run(r.Context())
+}
+
+// openChat refuses or upgrades a chat request. It returns the member, counted
+// in and registered, or nil when the request was answered.
+func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) *member {
+	if err := checkName(room, maxRoomLength); err != nil {
+		http.Error(w, "bad room name", http.StatusBadRequest)
+		return nil
 	}
-	ctx := r.Context()
+	if !s.begin() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil
+	}
+	m := s.upgradeChat(w, r, room)
+	if m == nil {
+		s.end()
+	}
+	return m
+}
+
+func (s *Server) upgradeChat(w http.ResponseWriter, r *http.Request, room string) *member {
+	if s.refuse(w, r) {
+		return nil
+	}
 	var since msgID
 	if v := r.URL.Query().Get("since"); v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			http.Error(w, "bad since", http.StatusBadRequest)
-			return
+			return nil
 		}
 		since = msgID{v: id, set: true}
 	}
 	var identity string
 	if hook := s.opts.Hooks.Identify; hook != nil {
-		reply, err := hook(ctx, IdentifyEvent{Request: r, Room: room})
+		reply, err := hook(r.Context(), IdentifyEvent{Request: r, Room: room})
 		if err != nil {
 			rj := asReject(err, "", http.StatusText(http.StatusForbidden))
 			s.log.Debug("wsroom: identify refused", "room", room, "status", rj.Status, "err", err)
 			http.Error(w, rj.Message, rj.Status)
-			return
+			return nil
 		}
 		identity = cleanName(reply.Name)
 		if identity != "" {
 			if err := checkName(identity, s.opts.MaxNameLength); err != nil {
 				s.log.Warn("wsroom: Identify returned a bad name", "room", room, "err", err)
 				http.Error(w, "bad member name", http.StatusForbidden)
-				return
+				return nil
 			}
 		}
 	}
 	conn, nc, err := s.accept(w, r, []string{Subprotocol})
 	if err != nil {
 		s.log.Debug("wsroom: upgrade failed", "err", err)
-		return
+		return nil
 	}
-	m := &member{
-		srv:     s,
-		conn:    conn,
-		nc:      nc,
-		req:     r,
-		room:    room,
-		plain:   conn.Subprotocol() != Subprotocol,
-		limiter: newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
-	}
+	m := newMember(s, conn, nc, r, room, conn.Subprotocol() != Subprotocol)
+	m.since = since
+	m.identity = identity
 	if !s.register(m) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
-		return
+		return nil
 	}
-	defer s.unregister(m)
-	m.run(ctx, identity, since)
+	return m
 }
 
 // run is the member's reading loop; it returns once the member has left
 // and every goroutine it started has ended.
-func (m *member) run(ctx context.Context, identity string, since msgID) {
+func (m *member) run(ctx context.Context) {
 	m.startTimers()
-	m.since = since
-	if identity != "" {
+	if m.identity != "" {
 		m.identified = true
-		m.name = identity
-		m.join(ctx, identity, since)
+		m.name = m.identity
+		m.join(ctx, m.identity, m.since)
 	}
 	for !m.isKilled() {
 		typ, bp, err := m.read()

@@ -19,31 +19,11 @@ func (s *Server) Echo() http.Handler {
 }
 
 func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
-	if !s.begin() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	m := s.openEcho(w, r)
+	if m == nil {
 		return
 	}
 	defer s.end()
-	if s.refuse(w, r) {
-		return
-	}
-	conn, nc, err := s.accept(w, r, nil)
-	if err != nil {
-		s.log.Debug("wsroom: upgrade failed", "err", err)
-		return
-	}
-	m := &member{
-		srv:     s,
-		conn:    conn,
-		nc:      nc,
-		req:     r,
-		limiter: newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
-	}
-	m.joined.Store(true) // no join here: no join deadline
-	if !s.register(m) {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
-		return
-	}
 	defer s.unregister(m)
 	m.startTimers()
 	for !m.isKilled() {
@@ -56,6 +36,37 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
 		putBuf(bp)
 	}
 	m.close()
+}
+
+// openEcho refuses or upgrades an echo request, like openChat.
+func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *member {
+	if !s.begin() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil
+	}
+	m := s.upgradeEcho(w, r)
+	if m == nil {
+		s.end()
+	}
+	return m
+}
+
+func (s *Server) upgradeEcho(w http.ResponseWriter, r *http.Request) *member {
+	if s.refuse(w, r) {
+		return nil
+	}
+	conn, nc, err := s.accept(w, r, nil)
+	if err != nil {
+		s.log.Debug("wsroom: upgrade failed", "err", err)
+		return nil
+	}
+	m := newMember(s, conn, nc, r, "", false)
+	m.joined.Store(true) // no join here: no join deadline
+	if !s.register(m) {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return nil
+	}
+	return m
 }
 
 // echo writes one message back, on the reading goroutine: a client that

@@ -76,11 +76,13 @@ type member struct {
 	name       string
 	idx        int // index in hub.members, guarded by hub.mu
 	identified bool
-	since      msgID // from the URL, for a join that names none
+	identity   string // the name Identify gave
+	since      msgID  // from the URL, for a join that names none
 	peerCode   int   // close code received from the client
 	joined     atomic.Bool
 
-	limiter rateLimiter // used by the reading goroutine only
+	limiter       rateLimiter // used by the reading goroutine only
+	writeLoopFunc func()      // m.writeLoop, bound once
 
 	mu        sync.Mutex
 	queue     *[]*event // events waiting for the writer
@@ -101,6 +103,21 @@ type member struct {
 
 	writer sync.WaitGroup // the writer goroutine
 	timers sync.WaitGroup // timer callbacks in flight
+}
+
+// newMember returns a member for a connection that was just accepted.
+func newMember(s *Server, c *websocket.Conn, nc net.Conn, r *http.Request, room string, plain bool) *member {
+	m := &member{
+		srv:     s,
+		conn:    c,
+		nc:      nc,
+		req:     r,
+		room:    room,
+		plain:   plain,
+		limiter: newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
+	}
+	m.writeLoopFunc = m.writeLoop // one allocation here, none per write burst
+	return m
 }
 
 // enqueue queues e for the member and starts a writer if none runs. It never
@@ -134,7 +151,7 @@ func (m *member) startWriterLocked() {
 	}
 	m.writing = true
 	m.writer.Add(1)
-	go m.writeLoop()
+	go m.writeLoopFunc()
 }
 
 // writeLoop writes queued events until the queue is empty, then exits.

@@ -1,10 +1,6 @@
 package wsroom
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -26,73 +22,6 @@ const (
 	CodeMessageRefused = "message_refused" // the OnMessage hook refused
 	CodeUnavailable    = "unavailable"     // the store or broker failed; retry later
 )
-
-// clientFrame is one client-to-server JSON object.
-type clientFrame struct {
-	Type   string `json:"type"`
-	Name   string `json:"name"`
-	Text   string `json:"text"`
-	Since  msgID  `json:"since"`
-	Before msgID  `json:"before"`
-	Limit  int    `json:"limit"`
-}
-
-// msgID is a message ID on the wire: a decimal string (numbers are accepted
-// too).
-type msgID struct {
-	v   uint64
-	set bool
-}
-
-var errBadID = errors.New("wsroom: bad message id")
-
-func (id *msgID) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*id = msgID{}
-		return nil
-	}
-	if len(b) >= 2 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		b = []byte(s)
-	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return errBadID
-	}
-	*id = msgID{v: v, set: true}
-	return nil
-}
-
-// decodeClientFrame parses and checks one client frame.
-func decodeClientFrame(b []byte) (clientFrame, error) {
-	var f clientFrame
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return f, errors.New("a frame must be one JSON object")
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return f, fmt.Errorf("invalid JSON: %w", err)
-	}
-	switch f.Type {
-	case "join":
-	case "message":
-		if f.Text == "" {
-			return f, errors.New("message: empty text")
-		}
-	case "history":
-		if f.Limit < 0 {
-			return f, errors.New("history: negative limit")
-		}
-	case "":
-		return f, errors.New("missing type")
-	default:
-		return f, fmt.Errorf("unknown type %q", f.Type)
-	}
-	return f, nil
-}
 
 const hexDigits = "0123456789abcdef"
 
