@@ -31,4 +31,3 @@ func TestBroadcastAllocsPerRecipient(t *testing.T) {
 		t.Fatalf("allocations grow with members: %.1f for 20, %.1f for 200 (%.2f per recipient)", small, big, per)
 	}
 }
-

@@ -78,7 +78,7 @@ type member struct {
 	identified bool
 	identity   string // the name Identify gave
 	since      msgID  // from the URL, for a join that names none
-	peerCode   int   // close code received from the client
+	peerCode   int    // close code received from the client
 	joined     atomic.Bool
 
 	limiter       rateLimiter // used by the reading goroutine only
