@@ -5,9 +5,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: test fuzz lint chat bench
 
-## test: every test of every module with the race detector, then a short fuzz
+## test: every test of every module with the race detector, the allocation
+## tests (which the race detector would distort), then a short fuzz
 test:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
+	go test -count=1 -run 'Allocs' ./wsroom
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: the protocol fuzz targets, FUZZTIME each
@@ -19,6 +21,12 @@ fuzz:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do echo "== vet+staticcheck $$m"; (cd $$m && go vet ./... && go run $(STATICCHECK) ./...); done
+
+## bench: the core's micro-benchmarks, then the suite against the peers
+## (bench/README.md); BENCHFLAGS are passed to the suite, e.g. -quick
+bench:
+	go test -run='^$$' -bench=. -benchmem ./wsroom
+	cd bench && go run ./cmd/wsbench $(BENCHFLAGS)
 
 ## chat: run the example chat server on http://127.0.0.1:8080
 chat:

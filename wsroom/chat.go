@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -469,14 +470,19 @@ func (m *member) finish(ctx context.Context) {
 			s.log.Error("wsroom: release failed", "room", m.room, "name", m.name, "err", err)
 		}
 		h.announce(ctx, PubLeave, m.name)
+		c := int(code)
+		switch {
+		case reason == ReasonClosed && m.peerCode != 0:
+			c = m.peerCode
+		case code == 0:
+			c = int(websocket.StatusAbnormalClosure)
+		}
+		level := slog.LevelDebug
+		if reason != ReasonClosed && reason != ReasonShutdown {
+			level = slog.LevelInfo // the server's decision: worth a line
+		}
+		s.log.Log(ctx, level, "wsroom: member left", "room", m.room, "name", m.name, "reason", reason.String(), "code", c, "err", err)
 		if hook := s.opts.Hooks.OnLeave; hook != nil {
-			c := int(code)
-			switch {
-			case reason == ReasonClosed && m.peerCode != 0:
-				c = m.peerCode
-			case code == 0:
-				c = int(websocket.StatusAbnormalClosure)
-			}
 			hook(ctx, LeaveEvent{Room: m.room, Name: m.name, Reason: reason, Code: c, Err: err})
 		}
 		s.release(ctx, h)

@@ -46,7 +46,7 @@ type MemoryStore struct {
 
 type memRoom struct {
 	name    string
-	members map[string]struct{}
+	members []string  // sorted
 	ring    []Message // capacity history; ring[start] is the oldest
 	start   int
 	last    uint64 // highest ID issued for the current history; 0 if none
@@ -100,17 +100,15 @@ func (s *MemoryStore) Reserve(ctx context.Context, room, name string, max int) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.room(room)
-	if _, ok := r.members[name]; ok {
+	i, taken := slices.BinarySearch(r.members, name)
+	if taken {
 		return fmt.Errorf("reserve %q in %q: %w", name, room, ErrNameTaken)
 	}
 	if max > 0 && len(r.members) >= max {
 		s.forget(r)
 		return fmt.Errorf("reserve %q in %q: %w", name, room, ErrRoomFull)
 	}
-	if r.members == nil {
-		r.members = make(map[string]struct{})
-	}
-	r.members[name] = struct{}{}
+	r.members = slices.Insert(r.members, i, name)
 	return nil
 }
 
@@ -119,7 +117,14 @@ func (s *MemoryStore) Release(ctx context.Context, room, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.rooms[room]; r != nil {
-		delete(r.members, name)
+		if i, ok := slices.BinarySearch(r.members, name); ok {
+			r.members = slices.Delete(r.members, i, i+1)
+			if len(r.members) == 0 {
+				r.members = nil
+			} else if cap(r.members) > 64 && len(r.members) < cap(r.members)/4 {
+				r.members = slices.Clip(slices.Clone(r.members))
+			}
+		}
 		s.forget(r)
 	}
 	return nil
@@ -131,17 +136,11 @@ func (s *MemoryStore) Members(ctx context.Context, room string) ([]string, error
 		return nil, err
 	}
 	s.mu.Lock()
-	r := s.rooms[room]
-	var names []string
-	if r != nil {
-		names = make([]string, 0, len(r.members))
-		for n := range r.members {
-			names = append(names, n)
-		}
+	defer s.mu.Unlock()
+	if r := s.rooms[room]; r != nil {
+		return slices.Clone(r.members), nil
 	}
-	s.mu.Unlock()
-	sort.Strings(names)
-	return names, nil
+	return nil, nil
 }
 
 // Append implements History.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -128,6 +129,21 @@ func TestFlags(t *testing.T) {
 	}
 	if _, _, err := newHandler(c, nil); err != nil {
 		t.Fatal(err)
+	}
+	// -debug serves the memory report the benchmark suite reads.
+	c, err = parseFlags([]string{"-debug"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, rooms, err := newHandler(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Shutdown(context.Background())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/mem", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"heap_inuse"`) {
+		t.Fatalf("/debug/mem: %d %s", rec.Code, rec.Body)
 	}
 	if _, err := parseFlags([]string{"-rate", "x"}, io.Discard); err == nil {
 		t.Fatal("a bad flag was accepted")
