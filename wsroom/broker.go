@@ -33,6 +33,8 @@ type Publication struct {
 	To []string `json:"to,omitempty"`
 	// Except lists members the publication skips.
 	Except []string `json:"except,omitempty"`
+	// Origin identifies the Server that published.
+	Origin string `json:"origin,omitempty"`
 }
 
 // MarshalBinary encodes p for a Broker that carries bytes.

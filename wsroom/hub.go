@@ -103,6 +103,9 @@ func (h *hub) size() int {
 
 // receive is the hub's Broker subscription.
 func (h *hub) receive(p Publication) {
+	if p.Origin == h.srv.id && p.Type == PubPresence && h.srv.shuttingDown() {
+		return // our own departures, for the other servers: ours are closing
+	}
 	if p.Type == PubRemove {
 		h.mu.RLock()
 		m := h.byName[p.Name]
@@ -191,14 +194,12 @@ func (h *hub) build(p Publication) *event {
 	return e
 }
 
-// announce tells the room that name joined or left. In a big room the
-// announcements are coalesced into one presence event per
-// PresenceInterval; during shutdown nothing is announced.
+// announce tells the room that name joined or left. In a big room, and
+// during shutdown, the announcements are coalesced into one presence event
+// per PresenceInterval (or when the hub closes).
 func (h *hub) announce(ctx context.Context, typ, name string) {
-	if h.srv.shuttingDown() {
-		return
-	}
-	if t := h.srv.opts.PresenceThreshold; t > 0 && h.size() >= t {
+	t := h.srv.opts.PresenceThreshold
+	if h.srv.shuttingDown() || t > 0 && h.size() >= t {
 		h.pmu.Lock()
 		if !h.pclosed {
 			if h.pending == nil {
@@ -221,7 +222,7 @@ func (h *hub) announce(ctx context.Context, typ, name string) {
 		}
 		h.pmu.Unlock()
 	}
-	p := Publication{Room: h.name, Type: typ, Name: name}
+	p := Publication{Room: h.name, Type: typ, Name: name, Origin: h.srv.id}
 	if typ == PubJoin {
 		p.Except = []string{name} // its welcome says it all
 	}
@@ -274,7 +275,7 @@ func (h *hub) flushPresenceLocked(ctx context.Context) {
 	}
 	slices.Sort(joined)
 	slices.Sort(left)
-	p := Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left}
+	p := Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left, Origin: h.srv.id}
 	if err := h.srv.opts.Broker.Publish(ctx, p); err != nil {
 		h.srv.log.Warn("wsroom: presence failed", "room", h.name, "err", err)
 	}

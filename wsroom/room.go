@@ -122,7 +122,7 @@ func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt 
 			return Message{}, fmt.Errorf("wsroom: store message in %q: %w", room, err)
 		}
 	}
-	p := Publication{Room: room, Type: PubMessage, Message: m, To: rt.to, Except: rt.except}
+	p := Publication{Room: room, Type: PubMessage, Message: m, To: rt.to, Except: rt.except, Origin: s.id}
 	if err := s.opts.Broker.Publish(ctx, p); err != nil {
 		return m, fmt.Errorf("wsroom: publish to %q: %w", room, err)
 	}
@@ -145,7 +145,7 @@ func (s *Server) publish(ctx context.Context, p Publication, rt route) error {
 		}
 		return nil
 	}
-	p.To, p.Except = rt.to, rt.except
+	p.To, p.Except, p.Origin = rt.to, rt.except, s.id
 	if err := s.opts.Broker.Publish(ctx, p); err != nil {
 		return fmt.Errorf("wsroom: publish to %q: %w", p.Room, err)
 	}

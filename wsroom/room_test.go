@@ -123,4 +123,15 @@ func TestTwoServers(t *testing.T) {
 	assert.Success(t, err)
 	assert.Equal(t, "members", []string{"alice"}, names)
 	assert.Equal(t, "two has no room left", int64(0), two.srv.Stats().Rooms)
+
+	// When one server shuts down, the others learn its members left, and
+	// their names are free again.
+	carol, _ := two.join("r", "carol")
+	a.until("join")
+	assert.Success(t, one.srv.Shutdown(ctx))
+	assert.Equal(t, "alice's close", websocket.StatusGoingAway, a.closed())
+	ev := carol.until("presence")
+	assert.Equal(t, "departures of the server that shut down", []string{"alice"}, ev.Left)
+	_, w = two.join("r", "alice")
+	assert.Equal(t, "alice's name is free", []string{"alice", "carol"}, w.Members)
 }

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -22,6 +23,7 @@ type Server struct {
 	opts  *Options
 	log   *slog.Logger
 	stats counters
+	id    string // tells this server's publications from others'
 
 	mu       sync.Mutex
 	hubs     map[string]*hub
@@ -45,6 +47,7 @@ func New(opts *Options) (*Server, error) {
 	return &Server{
 		opts:  o,
 		log:   o.Logger,
+		id:    rand.Text(),
 		hubs:  make(map[string]*hub),
 		conns: make(map[*member]struct{}),
 		done:  make(chan struct{}),
@@ -110,9 +113,10 @@ func (s *Server) shuttingDown() bool { return s.closing.Load() }
 // Shutdown refuses new connections (503), closes every connection with 1001
 // (going away) and waits until all of them have ended and every goroutine
 // the Server started has returned, or until ctx is done, in which case it
-// returns ctx.Err(). Members leave with ReasonShutdown; their departures are
-// not announced. Shutdown may be called more than once: each call waits
-// for the same end.
+// returns ctx.Err(). Members leave with ReasonShutdown. Their departures
+// are announced, once per room as a presence event, to members on other
+// servers only. Shutdown may be called more than once: each call waits for
+// the same end.
 //
 // http.Server.Shutdown does not wait for WebSocket connections, which are
 // hijacked; register this Server's Shutdown with
