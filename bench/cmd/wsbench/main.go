@@ -1,0 +1,233 @@
+// Command wsbench compares wsroom with peer WebSocket servers: it builds
+// wsroom's chat example and the peer server, runs every scenario against a
+// fresh process of each server on the loopback interface, and writes the
+// results as tables (stdout and results/RESULTS.md), JSON
+// (results/results.json) and a chart (results/chart.svg).
+//
+//	cd bench && go run ./cmd/wsbench              # the full suite, ~15 min
+//	go run ./cmd/wsbench -quick                   # a smoke run, < 1 min
+//	go run ./cmd/wsbench -impls wsroom,coder -scenarios echo-64,burst-1k
+//
+// See bench/README.md for what each scenario measures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"wsroom.dev/bench/internal/loadgen"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		log.Fatal(err)
+	}
+}
+
+// defaultImpls are the servers compared; bare joins the scenarios that
+// measure memory.
+const defaultImpls = "wsroom,coder,gorilla,melody,gws"
+
+type config struct {
+	impls      []string
+	scenarios  []loadgen.Scenario
+	out        string
+	quick      bool
+	repeat     int
+	cpuprofile string
+	command    string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("wsbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	impls := fs.String("impls", defaultImpls, "comma-separated servers to compare (bare is added to the idle-memory scenario)")
+	scenarios := fs.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(names(loadgen.Scenarios(loadgen.Full)), ",")+")")
+	out := fs.String("out", "results", "directory for results.json, RESULTS.md and chart.svg")
+	quick := fs.Bool("quick", false, "small N and short phases: a smoke run")
+	repeat := fs.Int("repeat", 1, "runs of each scenario × server (fresh process each); tables show the median run")
+	cpuprofile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c := &config{out: *out, quick: *quick, repeat: *repeat, cpuprofile: *cpuprofile}
+	c.command = strings.TrimSpace("go run ./cmd/wsbench " + strings.Join(args, " "))
+	if c.repeat < 1 {
+		return nil, fmt.Errorf("-repeat %d: must be at least 1", c.repeat)
+	}
+	for _, impl := range strings.Split(*impls, ",") {
+		if impl = strings.TrimSpace(impl); impl != "" && !slices.Contains(c.impls, impl) {
+			c.impls = append(c.impls, impl)
+		}
+	}
+	if len(c.impls) == 0 {
+		return nil, errors.New("-impls: no server")
+	}
+	size := loadgen.Full
+	if c.quick {
+		size = loadgen.Quick
+	}
+	all := loadgen.Scenarios(size)
+	if *scenarios == "" {
+		c.scenarios = all
+	} else {
+		for _, name := range strings.Split(*scenarios, ",") {
+			i := slices.IndexFunc(all, func(s loadgen.Scenario) bool { return s.Name == strings.TrimSpace(name) })
+			if i < 0 {
+				return nil, fmt.Errorf("-scenarios: unknown %q (have %s)", name, strings.Join(names(all), ", "))
+			}
+			c.scenarios = append(c.scenarios, all[i])
+		}
+	}
+	return c, nil
+}
+
+func names(ss []loadgen.Scenario) []string {
+	var n []string
+	for _, s := range ss {
+		n = append(n, s.Name)
+	}
+	return n
+}
+
+// implsFor returns the servers a scenario runs against.
+func (c *config) implsFor(s loadgen.Scenario) []string {
+	impls := slices.Clone(c.impls)
+	if s.WithBare && !slices.Contains(impls, "bare") {
+		impls = append(impls, "bare")
+	}
+	if !s.WithBare {
+		impls = slices.DeleteFunc(impls, func(i string) bool { return i == "bare" })
+	}
+	return impls
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "%6.1fs  %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if n, err := raiseFileLimit(); err != nil {
+		logf("warning: %v", err)
+	} else {
+		logf("open files limit: %d", n)
+	}
+
+	var every []string
+	for _, s := range c.scenarios {
+		for _, impl := range c.implsFor(s) {
+			if !slices.Contains(every, impl) {
+				every = append(every, impl)
+			}
+		}
+	}
+	logf("building servers")
+	bins, err := build(ctx, every)
+	if err != nil {
+		return err
+	}
+	defer bins.remove()
+	for what, err := range bins.errs {
+		logf("warning: %s not built: %v", what, err)
+	}
+
+	rep := &report{
+		Machine:  machineInfo(),
+		Command:  c.command,
+		Quick:    c.quick,
+		Repeat:   c.repeat,
+		Started:  started.UTC().Format(time.RFC3339),
+		Impls:    c.impls,
+		Settings: scenarioInfo(c.scenarios),
+	}
+	for _, s := range c.scenarios {
+		impls := c.implsFor(s)
+		logf("%s: %s", s.Name, s.About)
+		for run := 1; run <= c.repeat; run++ {
+			for _, impl := range impls {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r := runOne(ctx, bins, s, impl)
+				r.Run = run
+				rep.Results = append(rep.Results, r)
+				logf("  %-8s %s", impl, summary(s, r))
+			}
+		}
+		writeTable(stdout, s, impls, rep.pick(s, impls))
+		fmt.Fprintln(stdout)
+	}
+	rep.Seconds = time.Since(started).Seconds()
+	if err := rep.write(c.out, c.scenarios, c.implsFor); err != nil {
+		return err
+	}
+	logf("done in %s; wrote %s", time.Since(started).Round(time.Second), filepath.Join(c.out, "{results.json,RESULTS.md,chart.svg}"))
+	return nil
+}
+
+// runOne runs scenario s against a fresh server of impl.
+func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string) (r loadgen.Result) {
+	start := time.Now()
+	defer func() {
+		r.Scenario, r.Impl, r.Seconds = s.Name, impl, time.Since(start).Seconds()
+	}()
+	srv, err := bins.start(ctx, impl)
+	if err != nil {
+		return loadgen.Result{Err: err.Error()}
+	}
+	defer srv.stop()
+	var crash error // the server died before the scenario stopped it
+	t := loadgen.Target{
+		Impl:     impl,
+		URL:      srv.url,
+		Protocol: loadgen.ProtocolOf(impl),
+		CPU:      srv.cpu,
+		Stop: func() {
+			if crash == nil {
+				crash = srv.crashed()
+			}
+			srv.stop()
+		},
+	}
+	r = s.Run(ctx, t)
+	t.Stop()
+	if crash != nil {
+		r.Problems = append(r.Problems, crash.Error())
+	}
+	return r
+}

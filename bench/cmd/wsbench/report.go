@@ -1,0 +1,312 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"wsroom.dev/bench/internal/loadgen"
+)
+
+// report is results.json.
+type report struct {
+	Machine  machine           `json:"machine"`
+	Command  string            `json:"command"`
+	Quick    bool              `json:"quick"`
+	Repeat   int               `json:"repeat"`
+	Started  string            `json:"started"`
+	Seconds  float64           `json:"seconds"`
+	Impls    []string          `json:"impls"`
+	Settings []scenarioSetting `json:"scenarios"`
+	Results  []loadgen.Result  `json:"results"`
+}
+
+type scenarioSetting struct {
+	Name     string `json:"name"`
+	About    string `json:"about"`
+	Headline string `json:"headline"`
+}
+
+func scenarioInfo(ss []loadgen.Scenario) []scenarioSetting {
+	var out []scenarioSetting
+	for _, s := range ss {
+		out = append(out, scenarioSetting{Name: s.Name, About: s.About, Headline: s.Headline})
+	}
+	return out
+}
+
+// pick returns, per impl, the run of s shown in the tables: the median by
+// the headline metric when there are several (failed runs sort last).
+func (rep *report) pick(s loadgen.Scenario, impls []string) map[string]loadgen.Result {
+	col, _ := s.Column(s.Headline)
+	out := make(map[string]loadgen.Result)
+	for _, impl := range impls {
+		var runs []loadgen.Result
+		for _, r := range rep.Results {
+			if r.Scenario == s.Name && r.Impl == impl {
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		slices.SortStableFunc(runs, func(a, b loadgen.Result) int {
+			va, oka := value(a, s.Headline)
+			vb, okb := value(b, s.Headline)
+			switch {
+			case !oka || !okb:
+				return boolCmp(okb, oka)
+			case col.Better < 0:
+				return cmpFloat(va, vb)
+			default:
+				return cmpFloat(vb, va)
+			}
+		})
+		out[impl] = runs[(len(runs)-1)/2]
+	}
+	return out
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// value returns a metric of a run, if it was measured.
+func value(r loadgen.Result, key string) (float64, bool) {
+	v, ok := r.Metrics[key]
+	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	return v, true
+}
+
+// ratio returns wsroom's value over impl's for key, or "—".
+func ratio(picked map[string]loadgen.Result, impl, key string) string {
+	w, ok1 := value(picked["wsroom"], key)
+	v, ok2 := value(picked[impl], key)
+	if !ok1 || !ok2 || v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", w/v)
+}
+
+// rows returns a scenario's table: a header and one row per impl, plus the
+// notes (problems) to print under it.
+func rows(s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) (header []string, body [][]string, notes []string) {
+	header = []string{"impl"}
+	for _, c := range s.Columns {
+		header = append(header, c.Header)
+		if c.Ratio {
+			header = append(header, "wsroom÷ ("+c.Header+")")
+		}
+	}
+	header = append(header, "status")
+	for _, impl := range impls {
+		r, ok := picked[impl]
+		row := []string{impl}
+		for _, c := range s.Columns {
+			cell := "—"
+			if v, ok := value(r, c.Key); ok {
+				cell = format(c.Format, v)
+			}
+			row = append(row, cell)
+			if c.Ratio {
+				cell := ratio(picked, impl, c.Key)
+				if cell != "—" && len(r.Problems) > 0 {
+					cell += " !"
+				}
+				row = append(row, cell)
+			}
+		}
+		switch {
+		case !ok:
+			row = append(row, "not run")
+		case r.Err != "":
+			row = append(row, "FAILED")
+			notes = append(notes, fmt.Sprintf("%s: failed: %s", impl, r.Err))
+		case len(r.Problems) > 0:
+			row = append(row, fmt.Sprintf("%d problem(s)", len(r.Problems)))
+			for _, p := range r.Problems {
+				notes = append(notes, fmt.Sprintf("%s: %s", impl, p))
+			}
+		default:
+			row = append(row, "ok")
+		}
+		body = append(body, row)
+	}
+	return header, body, notes
+}
+
+// writeTable prints a scenario's table as aligned text.
+func writeTable(w io.Writer, s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) {
+	header, body, notes := rows(s, impls, picked)
+	fmt.Fprintf(w, "== %s: %s\n", s.Name, s.About)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, row := range append([][]string{header}, body...) {
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "  (%s)\n", problemLegend)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "  ! %s\n", n)
+	}
+}
+
+// problemLegend explains the ! of a ratio.
+const problemLegend = "a ratio marked ! compares with a run that had problems, listed here: its figures are not like-for-like"
+
+// markdown writes RESULTS.md.
+func (rep *report) markdown(w io.Writer, ss []loadgen.Scenario, implsFor func(loadgen.Scenario) []string) {
+	fmt.Fprintf(w, "# wsroom benchmark results\n\n")
+	fmt.Fprintf(w, "Generated by `%s` on %s (%s in all).\n\n", rep.Command, rep.Started, (time.Duration(rep.Seconds) * time.Second).String())
+	m := rep.Machine
+	fmt.Fprintf(w, "| machine | |\n| --- | --- |\n")
+	fmt.Fprintf(w, "| CPU | %s, %d cores |\n| memory | %s |\n| kernel | %s (%s) |\n| Go | %s |\n| /proc/loadavg at start | %s |\n\n", m.CPU, m.Cores, m.Memory, m.Kernel, m.OS, m.Go, m.LoadAvg)
+	fmt.Fprintf(w, "Every server ran as a fresh process per scenario, on 127.0.0.1, sharing the machine with the load generator. ")
+	fmt.Fprintf(w, "The `wsroom÷` columns divide wsroom's figure by the row's: above 1 means wsroom is higher (better for rates, worse for costs and latencies).")
+	if rep.Repeat > 1 {
+		fmt.Fprintf(w, " Each figure is the median of %d runs by the scenario's headline metric; results.json has every run.", rep.Repeat)
+	}
+	if rep.Quick {
+		fmt.Fprintf(w, "\n\n**Quick run** (`-quick`): small N and short phases, for a smoke test; not figures to quote.")
+	}
+	fmt.Fprintf(w, "\n\n![chart](chart.svg)\n")
+	for _, s := range ss {
+		impls := implsFor(s)
+		header, body, notes := rows(s, impls, rep.pick(s, impls))
+		fmt.Fprintf(w, "\n## %s\n\n%s.\n\n", s.Name, s.About)
+		fmt.Fprintf(w, "| %s |\n", strings.Join(header, " | "))
+		align := []string{"---"}
+		for range header[1:] {
+			align = append(align, "---:")
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(align, " | "))
+		for _, row := range body {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "\nProblems (%s):\n\n", problemLegend)
+			for _, n := range notes {
+				fmt.Fprintf(w, "- %s\n", strings.ReplaceAll(n, "|", "\\|"))
+			}
+		}
+	}
+}
+
+// write writes results.json, RESULTS.md and chart.svg into dir.
+func (rep *report) write(dir string, ss []loadgen.Scenario, implsFor func(loadgen.Scenario) []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("results.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("results.json: %w", err)
+	}
+	var md strings.Builder
+	rep.markdown(&md, ss, implsFor)
+	if err := os.WriteFile(filepath.Join(dir, "RESULTS.md"), []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("RESULTS.md: %w", err)
+	}
+	var svg strings.Builder
+	rep.chart(&svg, ss, implsFor)
+	if err := os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(svg.String()), 0o644); err != nil {
+		return fmt.Errorf("chart.svg: %w", err)
+	}
+	return nil
+}
+
+// summary is a one-line account of a run, for the progress log.
+func summary(s loadgen.Scenario, r loadgen.Result) string {
+	if r.Err != "" {
+		return "FAILED: " + r.Err
+	}
+	var parts []string
+	for _, c := range s.Columns {
+		if v, ok := value(r, c.Key); ok {
+			parts = append(parts, c.Header+" "+format(c.Format, v))
+		}
+	}
+	line := strings.Join(parts, ", ")
+	if len(r.Problems) > 0 {
+		line += fmt.Sprintf(" [%d problem(s): %s]", len(r.Problems), strings.Join(r.Problems, "; "))
+	}
+	return line + fmt.Sprintf(" (%.1fs)", r.Seconds)
+}
+
+// format prints v in the column's unit.
+func format(f loadgen.Format, v float64) string {
+	switch f {
+	case loadgen.Rate:
+		switch {
+		case v >= 1e6:
+			return fmt.Sprintf("%.2fM/s", v/1e6)
+		case v >= 1e3:
+			return fmt.Sprintf("%.1fk/s", v/1e3)
+		}
+		return fmt.Sprintf("%.0f/s", v)
+	case loadgen.Micros:
+		switch {
+		case v >= 1e6:
+			return fmt.Sprintf("%.2f s", v/1e6)
+		case v >= 1e3:
+			return fmt.Sprintf("%.2f ms", v/1e3)
+		case v >= 100:
+			return fmt.Sprintf("%.0f µs", v)
+		}
+		return fmt.Sprintf("%.1f µs", v)
+	case loadgen.Millis:
+		switch {
+		case v >= 1e3:
+			return fmt.Sprintf("%.2f s", v/1e3)
+		case v >= 100:
+			return fmt.Sprintf("%.0f ms", v)
+		case v >= 10:
+			return fmt.Sprintf("%.1f ms", v)
+		}
+		return fmt.Sprintf("%.2f ms", v)
+	case loadgen.Seconds:
+		if v < 1 {
+			return fmt.Sprintf("%.0f ms", v*1e3)
+		}
+		return fmt.Sprintf("%.2f s", v)
+	case loadgen.Bytes:
+		switch {
+		case math.Abs(v) >= 1<<20:
+			return fmt.Sprintf("%.2f MiB", v/(1<<20))
+		case math.Abs(v) >= 1<<10:
+			return fmt.Sprintf("%.1f KiB", v/(1<<10))
+		}
+		return fmt.Sprintf("%.0f B", v)
+	case loadgen.Fraction:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

@@ -1,0 +1,131 @@
+package loadgen
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tracker follows what the members of one room know of each other while
+// they join, to tell when the join traffic is complete.
+//
+// A member is "in" once it has its own join event (peers) or its welcome
+// (wsroom). It learns of another member from an announcement (a join event
+// or a presence "joined" entry) or from its welcome's member list. The
+// brief's completion rule is: every member has been told of every member
+// whose join completed after its own. The client cannot see the order in
+// which the server completed the joins, but the welcome lists reveal it
+// where they exist. So a pair of members (i, j) is complete when
+//
+//   - both know each other (always the case for wsroom once the earlier
+//     one heard the later one's announcement: the later one's welcome lists
+//     the earlier one), or
+//   - neither welcome lists the other (peers send no member list) and one
+//     was told of the other: that one joined first.
+//
+// The room is complete when every member is in and every pair is complete.
+// Each member's knowledge is a bitset written by that member's reader;
+// pairs are checked as bits are set, with atomics, so completion is seen
+// the moment the last bit arrives.
+type tracker struct {
+	n     int
+	words int // words per member bitset
+	ann   []atomic.Uint64
+	wel   []atomic.Uint64
+	in    []atomic.Uint64
+	done  []atomic.Uint64 // one bit per pair, triangular
+	nIn   atomic.Int64
+	nDone atomic.Int64
+	total int64 // pairs
+
+	once     sync.Once
+	complete func(at time.Time) // called once, from the goroutine completing it
+}
+
+func newTracker(n int, complete func(at time.Time)) *tracker {
+	words := (n + 63) / 64
+	total := int64(n) * int64(n-1) / 2
+	t := &tracker{
+		n:        n,
+		words:    words,
+		ann:      make([]atomic.Uint64, n*words),
+		wel:      make([]atomic.Uint64, n*words),
+		in:       make([]atomic.Uint64, words),
+		done:     make([]atomic.Uint64, (total+63)/64),
+		total:    total,
+		complete: complete,
+	}
+	return t
+}
+
+// setBit sets bit j of member i's set and reports whether it was clear.
+func (t *tracker) setBit(set []atomic.Uint64, i, j int) bool {
+	w, bit := i*t.words+j/64, uint64(1)<<(j%64)
+	return set[w].Or(bit)&bit == 0
+}
+
+func (t *tracker) bit(set []atomic.Uint64, i, j int) bool {
+	return set[i*t.words+j/64].Load()&(uint64(1)<<(j%64)) != 0
+}
+
+// markIn records that member i is in.
+func (t *tracker) markIn(i int) {
+	if i < 0 || i >= t.n {
+		return
+	}
+	if t.setBit(t.in, 0, i) && t.nIn.Add(1) == int64(t.n) {
+		t.check()
+	}
+}
+
+// isIn reports whether member i is in.
+func (t *tracker) isIn(i int) bool { return t.bit(t.in, 0, i) }
+
+// announced records that member i was told that member j joined.
+func (t *tracker) announced(i, j int) {
+	if i == j || j < 0 || j >= t.n {
+		return
+	}
+	if t.setBit(t.ann, i, j) {
+		t.eval(i, j)
+	}
+}
+
+// welcomed records that member i's welcome lists member j.
+func (t *tracker) welcomed(i, j int) {
+	if i == j || j < 0 || j >= t.n {
+		return
+	}
+	if t.setBit(t.wel, i, j) {
+		t.eval(i, j)
+	}
+}
+
+func (t *tracker) eval(i, j int) {
+	aij, aji := t.bit(t.ann, i, j), t.bit(t.ann, j, i)
+	wij, wji := t.bit(t.wel, i, j), t.bit(t.wel, j, i)
+	kij, kji := aij || wij, aji || wji
+	if !(kij && kji) && (wij || wji || !(aij || aji)) {
+		return
+	}
+	if i > j {
+		i, j = j, i
+	}
+	p := int64(i)*int64(t.n) - int64(i)*int64(i+1)/2 + int64(j-i-1)
+	bit := uint64(1) << (p % 64)
+	if t.done[p/64].Or(bit)&bit == 0 && t.nDone.Add(1) == t.total {
+		t.check()
+	}
+}
+
+func (t *tracker) check() {
+	if t.nIn.Load() == int64(t.n) && t.nDone.Load() == t.total {
+		t.once.Do(func() { t.complete(time.Now()) })
+	}
+}
+
+// missing returns how many members are not in and how many pairs are not
+// complete.
+func (t *tracker) missing() (members, pairs int64) {
+	return int64(t.n) - t.nIn.Load(), t.total - t.nDone.Load()
+}
