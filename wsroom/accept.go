@@ -82,7 +82,7 @@ func headerHasToken(h http.Header, key, token string) bool {
 // accept upgrades the connection, keeping hold of the underlying net.Conn so
 // that the server can bound writes with deadlines and wake a blocked reader
 // without a timer or a context per operation.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, net.Conn, error) {
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, net.Conn, *frameWriter, error) {
 	hr := &hijackRecorder{ResponseWriter: w}
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{
 		Subprotocols: subprotocols,
@@ -91,27 +91,36 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []s
 		InsecureSkipVerify: s.opts.InsecureSkipVerify,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("wsroom: accept: %w", err)
+		return nil, nil, nil, fmt.Errorf("wsroom: accept: %w", err)
 	}
 	limit := s.opts.MaxMessageBytes
 	if limit < 0 {
 		limit = -1
 	}
 	c.SetReadLimit(limit)
-	return c, hr.conn, nil
+	return c, hr.conn, hr.fw, nil
 }
 
-// hijackRecorder passes the Hijack through to the real ResponseWriter and
-// keeps the connection it returns.
+// hijackRecorder passes the Hijack through to the real ResponseWriter,
+// keeps the connection it returns and puts a frameWriter under its buffered
+// writer.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
+	fw   *frameWriter
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
 	h.conn = c
-	return c, brw, err
+	if brw.Writer.Buffered() == 0 {
+		h.fw = &frameWriter{conn: c, bufSize: brw.Writer.Size()}
+		brw.Writer.Reset(h.fw)
+	}
+	return c, brw, nil
 }
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -102,7 +102,7 @@ func newBenchRoom(tb testing.TB, n int, plain bool) *benchRoom {
 	}
 	for i := range n {
 		c, dc := fakeConn(tb, sub)
-		m := newMember(srv, c, nil, nil, "bench", plain)
+		m := newMember(srv, c, nil, nil, nil, "bench", plain)
 		m.name = fmt.Sprint("m", i)
 		m.joined.Store(true)
 		br.h.add(m)

@@ -81,12 +81,12 @@ func (s *Server) upgradeChat(w http.ResponseWriter, r *http.Request, room string
 			}
 		}
 	}
-	conn, nc, err := s.accept(w, r, []string{Subprotocol})
+	conn, nc, fw, err := s.accept(w, r, []string{Subprotocol})
 	if err != nil {
 		s.log.Debug("wsroom: upgrade failed", "err", err)
 		return nil
 	}
-	m := newMember(s, conn, nc, r, room, conn.Subprotocol() != Subprotocol)
+	m := newMember(s, conn, nc, fw, r, room, conn.Subprotocol() != Subprotocol)
 	m.since = since
 	m.identity = identity
 	if !s.register(m) {

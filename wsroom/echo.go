@@ -1,7 +1,6 @@
 package wsroom
 
 import (
-	"context"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -55,12 +54,12 @@ func (s *Server) upgradeEcho(w http.ResponseWriter, r *http.Request) *member {
 	if s.refuse(w, r) {
 		return nil
 	}
-	conn, nc, err := s.accept(w, r, nil)
+	conn, nc, fw, err := s.accept(w, r, nil)
 	if err != nil {
 		s.log.Debug("wsroom: upgrade failed", "err", err)
 		return nil
 	}
-	m := newMember(s, conn, nc, r, "", false)
+	m := newMember(s, conn, nc, fw, r, "", false)
 	m.joined.Store(true) // no join here: no join deadline
 	if !s.register(m) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
@@ -86,7 +85,7 @@ func (m *member) echo(typ websocket.MessageType, data []byte) {
 		m.nc.SetWriteDeadline(time.Now().Add(wt))
 		defer m.nc.SetWriteDeadline(time.Time{})
 	}
-	if err := m.conn.Write(context.Background(), typ, data); err != nil {
+	if err := m.writeMessage(typ, data); err != nil {
 		m.mu.Lock()
 		m.writeErr = err
 		m.mu.Unlock()

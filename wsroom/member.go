@@ -65,7 +65,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 type member struct {
 	srv   *Server
 	conn  *websocket.Conn
-	nc    net.Conn // the hijacked connection, for deadlines; may be nil
+	nc    net.Conn     // the hijacked connection, for deadlines; may be nil
+	fw    *frameWriter // under the library's buffered writer; may be nil
 	req   *http.Request
 	room  string
 	plain bool // speaks the plain-text protocol
@@ -83,6 +84,7 @@ type member struct {
 
 	limiter       rateLimiter // used by the reading goroutine only
 	writeLoopFunc func()      // m.writeLoop, bound once
+	frames        int         // frames written, by the writer; counted once it exits
 
 	mu        sync.Mutex
 	queue     *[]*event // events waiting for the writer
@@ -106,11 +108,12 @@ type member struct {
 }
 
 // newMember returns a member for a connection that was just accepted.
-func newMember(s *Server, c *websocket.Conn, nc net.Conn, r *http.Request, room string, plain bool) *member {
+func newMember(s *Server, c *websocket.Conn, nc net.Conn, fw *frameWriter, r *http.Request, room string, plain bool) *member {
 	m := &member{
 		srv:     s,
 		conn:    c,
 		nc:      nc,
+		fw:      fw,
 		req:     r,
 		room:    room,
 		plain:   plain,
@@ -161,7 +164,9 @@ func (m *member) writeLoop() {
 		m.mu.Lock()
 		q := m.queue
 		if q == nil || len(*q) == 0 || m.abort || m.hold {
-			m.writing = false
+			m.srv.stats.frames.Add(int64(m.frames))
+			m.frames = 0
+			m.writing = false // the next writer may start: it owns frames
 			m.mu.Unlock()
 			return
 		}
@@ -192,24 +197,23 @@ func (m *member) writeLoop() {
 // few frames as maxBatch allows; plain lines and binary data go one per
 // frame.
 func (m *member) write(batch []*event, timeout time.Duration) error {
-	ctx := context.Background() // no Done channel: deadlines bound the writes
 	if timeout > 0 && m.nc != nil {
 		m.nc.SetWriteDeadline(time.Now().Add(timeout))
 		defer m.nc.SetWriteDeadline(time.Time{})
 	}
 	frames := 0
-	defer func() { m.srv.stats.frames.Add(int64(frames)) }()
+	defer func() { m.frames += frames }()
 	if m.plain {
 		for _, e := range batch {
 			if e.binary != nil {
-				if err := m.conn.Write(ctx, websocket.MessageBinary, e.binary); err != nil {
+				if err := m.writeMessage(websocket.MessageBinary, e.binary); err != nil {
 					return err
 				}
 				frames++
 				continue
 			}
 			for _, line := range e.plain {
-				if err := m.conn.Write(ctx, websocket.MessageText, line); err != nil {
+				if err := m.writeMessage(websocket.MessageText, line); err != nil {
 					return err
 				}
 				frames++
@@ -219,7 +223,7 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 	}
 	if len(batch) == 1 && batch[0].binary == nil {
 		frames++
-		return m.conn.Write(ctx, websocket.MessageText, batch[0].json)
+		return m.writeMessage(websocket.MessageText, batch[0].json)
 	}
 	bp := getBuf()
 	defer putBuf(bp)
@@ -228,7 +232,7 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 			return nil
 		}
 		frames++
-		err := m.conn.Write(ctx, websocket.MessageText, *bp)
+		err := m.writeMessage(websocket.MessageText, *bp)
 		*bp = (*bp)[:0]
 		return err
 	}
@@ -238,7 +242,7 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 				return err
 			}
 			frames++
-			if err := m.conn.Write(ctx, websocket.MessageBinary, e.binary); err != nil {
+			if err := m.writeMessage(websocket.MessageBinary, e.binary); err != nil {
 				return err
 			}
 			continue
@@ -254,6 +258,21 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 		*bp = append(*bp, e.json...)
 	}
 	return flush()
+}
+
+// writeMessage writes one message in one frame, in one system call when the
+// frameWriter can make it so. Its context has no Done channel: deadlines on
+// the connection bound the writes, without a timer per write.
+func (m *member) writeMessage(typ websocket.MessageType, p []byte) error {
+	if m.fw == nil {
+		return m.conn.Write(context.Background(), typ, p)
+	}
+	m.fw.begin(len(p))
+	err := m.conn.Write(context.Background(), typ, p)
+	if err2 := m.fw.end(len(p)); err == nil {
+		err = err2
+	}
+	return err
 }
 
 // kill records why the member must go and wakes its reading goroutine,

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sort"
@@ -68,6 +69,7 @@ func newHandler(impl string) (http.Handler, func(), error) {
 	mux.Handle("GET /chat/{room}", chat)
 	mux.Handle("GET /echo", echo)
 	mux.Handle("GET /debug/mem", debugmem.Handler())
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile) // loopback only, like every route here
 	return mux, stop, nil
 }
 

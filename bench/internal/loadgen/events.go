@@ -25,16 +25,19 @@ type event struct {
 	kind    kind
 	name    []byte   // join, leave, welcome
 	text    []byte   // message
-	members []string // welcome
-	joined  []string // presence
-	left    []string // presence
+	members [][]byte // welcome
+	joined  [][]byte // presence
+	left    [][]byte // presence
 	errText string   // error: code and message
 }
 
 var (
-	keyType = []byte(`"type"`)
-	keyName = []byte(`"name"`)
-	keyText = []byte(`"text"`)
+	keyType    = []byte(`"type"`)
+	keyName    = []byte(`"name"`)
+	keyText    = []byte(`"text"`)
+	keyMembers = []byte(`"members"`)
+	keyJoined  = []byte(`"joined"`)
+	keyLeft    = []byte(`"left"`)
 )
 
 // parseEvent parses one line of a text frame. Join, leave and message
@@ -57,6 +60,18 @@ func parseEvent(line []byte) (event, bool) {
 	case "leave":
 		e.kind = kindLeave
 		e.name, ok = stringField(line, keyName)
+	case "welcome":
+		// The member list of a big room is most of what a join storm
+		// carries: read it without decoding the rest.
+		e.kind = kindWelcome
+		if e.name, ok = stringField(line, keyName); ok {
+			e.members, ok = stringList(line, keyMembers)
+		}
+	case "presence":
+		e.kind = kindPresence
+		if e.joined, ok = stringList(line, keyJoined); ok {
+			e.left, ok = stringList(line, keyLeft)
+		}
 	default:
 		return slowEvent(line)
 	}
@@ -81,7 +96,7 @@ func slowEvent(line []byte) (event, bool) {
 	if err := json.Unmarshal(line, &v); err != nil {
 		return event{}, false
 	}
-	e := event{name: []byte(v.Name), text: []byte(v.Text), members: v.Members, joined: v.Joined, left: v.Left}
+	e := event{name: []byte(v.Name), text: []byte(v.Text), members: bytesList(v.Members), joined: bytesList(v.Joined), left: bytesList(v.Left)}
 	switch v.Type {
 	case "message":
 		e.kind = kindMessage
@@ -124,6 +139,64 @@ func stringField(line, key []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return rest[:j], true
+}
+
+// stringList returns the strings of the first `"key": [...]` in line, as
+// slices of line. It fails if the key is missing, its value is not an array
+// of strings, or a string has escapes. A missing key is an empty list only
+// when the caller accepts it.
+func stringList(line, key []byte) ([][]byte, bool) {
+	i := bytes.Index(line, key)
+	if i < 0 {
+		return nil, false
+	}
+	rest := skipSpace(line[i+len(key):])
+	if len(rest) == 0 || rest[0] != ':' {
+		return nil, false
+	}
+	rest = skipSpace(rest[1:])
+	if len(rest) == 0 || rest[0] != '[' {
+		return nil, false
+	}
+	rest = skipSpace(rest[1:])
+	var out [][]byte
+	if len(rest) > 0 && rest[0] == ']' {
+		return out, true
+	}
+	for {
+		if len(rest) == 0 || rest[0] != '"' {
+			return nil, false
+		}
+		rest = rest[1:]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+			return nil, false
+		}
+		out = append(out, rest[:j])
+		rest = skipSpace(rest[j+1:])
+		if len(rest) == 0 {
+			return nil, false
+		}
+		switch rest[0] {
+		case ',':
+			rest = skipSpace(rest[1:])
+		case ']':
+			return out, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func bytesList(ss []string) [][]byte {
+	if ss == nil {
+		return nil
+	}
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
 }
 
 func skipSpace(b []byte) []byte {

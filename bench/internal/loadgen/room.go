@@ -267,20 +267,24 @@ func (m *member) handle(line []byte, now int64) {
 		if t == nil {
 			return
 		}
+		done := 0
 		for _, name := range e.joined {
-			if j, ok := parseName([]byte(name)); ok && j != m.idx {
-				t.announced(m.local, m.localOf(j))
+			if j, ok := parseName(name); ok && j != m.idx && t.announce(m.local, m.localOf(j)) {
+				done++
 			}
 		}
+		t.addDone(done)
 	case kindWelcome:
 		if t == nil {
 			return
 		}
+		done := 0
 		for _, name := range e.members {
-			if j, ok := parseName([]byte(name)); ok && j != m.idx {
-				t.welcomed(m.local, m.localOf(j))
+			if j, ok := parseName(name); ok && j != m.idx && t.welcome(m.local, m.localOf(j)) {
+				done++
 			}
 		}
+		t.addDone(done)
 		t.markIn(m.local)
 	case kindError:
 		if c.errEvts.Add(1) <= 3 {

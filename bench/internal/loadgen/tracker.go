@@ -83,39 +83,50 @@ func (t *tracker) isIn(i int) bool { return t.bit(t.in, 0, i) }
 
 // announced records that member i was told that member j joined.
 func (t *tracker) announced(i, j int) {
-	if i == j || j < 0 || j >= t.n {
-		return
-	}
-	if t.setBit(t.ann, i, j) {
-		t.eval(i, j)
+	if t.announce(i, j) {
+		t.addDone(1)
 	}
 }
 
 // welcomed records that member i's welcome lists member j.
 func (t *tracker) welcomed(i, j int) {
-	if i == j || j < 0 || j >= t.n {
-		return
-	}
-	if t.setBit(t.wel, i, j) {
-		t.eval(i, j)
+	if t.welcome(i, j) {
+		t.addDone(1)
 	}
 }
 
-func (t *tracker) eval(i, j int) {
+// announce and welcome record what announced and welcomed do, and report
+// whether the pair became complete; the caller adds those with addDone,
+// once per event rather than once per pair.
+func (t *tracker) announce(i, j int) bool {
+	return i != j && j >= 0 && j < t.n && t.setBit(t.ann, i, j) && t.eval(i, j)
+}
+
+func (t *tracker) welcome(i, j int) bool {
+	return i != j && j >= 0 && j < t.n && t.setBit(t.wel, i, j) && t.eval(i, j)
+}
+
+// addDone counts completed pairs.
+func (t *tracker) addDone(n int) {
+	if n > 0 && t.nDone.Add(int64(n)) == t.total {
+		t.check()
+	}
+}
+
+// eval reports whether the pair (i, j) just became complete.
+func (t *tracker) eval(i, j int) bool {
 	aij, aji := t.bit(t.ann, i, j), t.bit(t.ann, j, i)
 	wij, wji := t.bit(t.wel, i, j), t.bit(t.wel, j, i)
 	kij, kji := aij || wij, aji || wji
 	if !(kij && kji) && (wij || wji || !(aij || aji)) {
-		return
+		return false
 	}
 	if i > j {
 		i, j = j, i
 	}
 	p := int64(i)*int64(t.n) - int64(i)*int64(i+1)/2 + int64(j-i-1)
 	bit := uint64(1) << (p % 64)
-	if t.done[p/64].Or(bit)&bit == 0 && t.nDone.Add(1) == t.total {
-		t.check()
-	}
+	return t.done[p/64].Or(bit)&bit == 0
 }
 
 func (t *tracker) check() {
