@@ -141,7 +141,7 @@ func (m *member) read() (websocket.MessageType, *[]byte, error) {
 		}
 	}
 	*bp = b
-	m.srv.stats.in.Add(1)
+	m.srv.stats.in.add(m.stripe, 1)
 	return typ, bp, nil
 }
 

@@ -85,6 +85,7 @@ type member struct {
 	limiter       rateLimiter // used by the reading goroutine only
 	writeLoopFunc func()      // m.writeLoop, bound once
 	frames        int         // frames written, by the writer; counted once it exits
+	stripe        uint32      // which stripe of the striped counters this member adds to
 
 	mu        sync.Mutex
 	queue     *[]*event // events waiting for the writer
@@ -120,6 +121,7 @@ func newMember(s *Server, c *websocket.Conn, nc net.Conn, fw *frameWriter, r *ht
 		limiter: newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
 	}
 	m.writeLoopFunc = m.writeLoop // one allocation here, none per write burst
+	m.stripe = nextStripe.Add(1)
 	return m
 }
 
@@ -164,7 +166,7 @@ func (m *member) writeLoop() {
 		m.mu.Lock()
 		q := m.queue
 		if q == nil || len(*q) == 0 || m.abort || m.hold {
-			m.srv.stats.frames.Add(int64(m.frames))
+			m.srv.stats.frames.add(m.stripe, int64(m.frames))
 			m.frames = 0
 			m.writing = false // the next writer may start: it owns frames
 			m.mu.Unlock()

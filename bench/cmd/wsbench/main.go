@@ -18,12 +18,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,9 +55,14 @@ type config struct {
 	repeat     int
 	cpuprofile string
 	command    string
+
+	serverProfile string        // directory for server CPU profiles, or ""
+	profileDelay  time.Duration // from the start of a scenario
+	profileFor    time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
 	fs := flag.NewFlagSet("wsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	impls := fs.String("impls", defaultImpls, "comma-separated servers to compare (bare is added to the idle-memory scenario)")
@@ -64,13 +71,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	quick := fs.Bool("quick", false, "small N and short phases: a smoke run")
 	repeat := fs.Int("repeat", 1, "runs of each scenario × server (fresh process each); tables show the median run")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	fs.StringVar(&c.serverProfile, "serverprofile", "", "write each server's CPU profile, taken from its /debug/pprof/profile during the scenario, to DIR/SCENARIO-IMPL-RUN.pprof")
+	fs.DurationVar(&c.profileDelay, "profile-delay", time.Second, "with -serverprofile: when the profile starts, after the scenario does")
+	fs.DurationVar(&c.profileFor, "profile-for", 4*time.Second, "with -serverprofile: how long the profile runs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	c := &config{out: *out, quick: *quick, repeat: *repeat, cpuprofile: *cpuprofile}
+	c.out, c.quick, c.repeat, c.cpuprofile = *out, *quick, *repeat, *cpuprofile
 	c.command = strings.TrimSpace("go run ./cmd/wsbench " + strings.Join(args, " "))
 	if c.repeat < 1 {
 		return nil, fmt.Errorf("-repeat %d: must be at least 1", c.repeat)
@@ -108,6 +118,51 @@ func names(ss []loadgen.Scenario) []string {
 		n = append(n, s.Name)
 	}
 	return n
+}
+
+// profiler returns what takes the server's CPU profile during one run, or
+// nil without -serverprofile.
+func (c *config) profiler(s loadgen.Scenario, impl string, run int, logf func(string, ...any)) func(context.Context, string) {
+	if c.serverProfile == "" {
+		return nil
+	}
+	return func(ctx context.Context, url string) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.profileDelay):
+		}
+		secs := max(1, int(c.profileFor.Round(time.Second)/time.Second))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", url, secs), nil)
+		if err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("profile %s %s: %v", s.Name, impl, err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			logf("profile %s %s: %s", s.Name, impl, resp.Status)
+			return
+		}
+		if err := os.MkdirAll(c.serverProfile, 0o755); err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		name := filepath.Join(c.serverProfile, fmt.Sprintf("%s-%s-%d.pprof", s.Name, impl, run))
+		f, err := os.Create(name)
+		if err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			logf("profile %s: %v", name, err)
+		}
+	}
 }
 
 // implsFor returns the servers a scenario runs against.
@@ -183,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				r := runOne(ctx, bins, s, impl)
+				r := runOne(ctx, bins, s, impl, c.profiler(s, impl, run, logf))
 				r.Run = run
 				rep.Results = append(rep.Results, r)
 				logf("  %-8s %s", impl, summary(s, r))
@@ -200,8 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// runOne runs scenario s against a fresh server of impl.
-func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string) (r loadgen.Result) {
+// runOne runs scenario s against a fresh server of impl; profile, if not
+// nil, runs alongside against the server's URL.
+func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string, profile func(ctx context.Context, url string)) (r loadgen.Result) {
 	start := time.Now()
 	defer func() {
 		r.Scenario, r.Impl, r.Seconds = s.Name, impl, time.Since(start).Seconds()
@@ -212,17 +268,28 @@ func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string
 	}
 	defer srv.stop()
 	var crash error // the server died before the scenario stopped it
+	var profiling sync.WaitGroup
 	t := loadgen.Target{
 		Impl:     impl,
 		URL:      srv.url,
 		Protocol: loadgen.ProtocolOf(impl),
 		CPU:      srv.cpu,
 		Stop: func() {
+			profiling.Wait() // within profile-delay + profile-for
 			if crash == nil {
 				crash = srv.crashed()
 			}
 			srv.stop()
 		},
+	}
+	if profile != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		profiling.Add(1)
+		go func() {
+			defer profiling.Done()
+			profile(pctx, srv.url)
+		}()
 	}
 	r = s.Run(ctx, t)
 	t.Stop()
