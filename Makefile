@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ## tests (which the race detector would distort), then a short fuzz
 test:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
-	go test -count=1 -run 'Allocs' ./wsroom
+	go test -count=1 -run 'Allocs|MemberStack' ./wsroom
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: the protocol fuzz targets, FUZZTIME each

@@ -82,8 +82,30 @@ func headerHasToken(h http.Header, key, token string) bool {
 // accept upgrades the connection, keeping hold of the underlying net.Conn so
 // that the server can bound writes with deadlines and wake a blocked reader
 // without a timer or a context per operation.
+//
+// The upgrade runs on a goroutine of its own, which the handler waits for:
+// it is the deepest moment of a connection's life (net/http writes the 101
+// response under it), and the runtime seldom gives back stack that a
+// goroutine grew, so doing it on the handler's goroutine, under the frames of
+// whatever router mounts the Server, would double the stack every member
+// keeps for as long as it is connected.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, net.Conn, *frameWriter, error) {
 	hr := &hijackRecorder{ResponseWriter: w}
+	done := make(chan acceptResult, 1)
+	go s.acceptOn(hr, r, subprotocols, done)
+	res := <-done
+	if res.err != nil {
+		return nil, nil, nil, res.err
+	}
+	return res.conn, hr.conn, hr.fw, nil
+}
+
+type acceptResult struct {
+	conn *websocket.Conn
+	err  error
+}
+
+func (s *Server) acceptOn(hr *hijackRecorder, r *http.Request, subprotocols []string, done chan<- acceptResult) {
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{
 		Subprotocols: subprotocols,
 		// checkOrigin ran before the Identify hook; this repeats it.
@@ -91,14 +113,16 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []s
 		InsecureSkipVerify: s.opts.InsecureSkipVerify,
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("wsroom: accept: %w", err)
+		s.log.Debug("wsroom: upgrade failed", "err", err)
+		done <- acceptResult{err: fmt.Errorf("wsroom: accept: %w", err)}
+		return
 	}
 	limit := s.opts.MaxMessageBytes
 	if limit < 0 {
 		limit = -1
 	}
 	c.SetReadLimit(limit)
-	return c, hr.conn, hr.fw, nil
+	done <- acceptResult{conn: c}
 }
 
 // hijackRecorder passes the Hijack through to the real ResponseWriter,
@@ -110,8 +134,12 @@ type hijackRecorder struct {
 	fw   *frameWriter
 }
 
-func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+func (h *hijackRecorder) Hijack() (c net.Conn, brw *bufio.ReadWriter, err error) {
+	if hj, ok := h.ResponseWriter.(http.Hijacker); ok {
+		c, brw, err = hj.Hijack() // the common case, and one frame less deep
+	} else {
+		c, brw, err = http.NewResponseController(h.ResponseWriter).Hijack()
+	}
 	if err != nil {
 		return nil, nil, err
 	}

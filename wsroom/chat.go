@@ -18,10 +18,13 @@ import (
 )
 
 // serveChat is the chat endpoint for one room: the upgrade, then the
-// member's reading loop until it leaves. The upgrade runs in a function of
-// its own so that its frame is gone while the connection lives: a shallow
-// stack at the blocked read lets the runtime keep every member's stack
-// small.
+// member's reading loop until it leaves.
+//
+// The functions on the way to the upgrade keep small frames, and the work
+// before it (the Identify hook) runs in a function that returns first: the
+// upgrade is the deepest moment of a connection's life (net/http writes the
+// 101 response under it), and a goroutine that overflows its first 8 KiB of
+// stack there keeps 16 KiB for as long as the connection lives.
 func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) {
 	m := s.openChat(w, r, room)
 	if m == nil {
@@ -35,65 +38,69 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) 
 // openChat refuses or upgrades a chat request. It returns the member, counted
 // in and registered, or nil when the request was answered.
 func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) *member {
-	if err := checkName(room, maxRoomLength); err != nil {
-		http.Error(w, "bad room name", http.StatusBadRequest)
-		return nil
-	}
 	if !s.begin() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return nil
 	}
-	m := s.upgradeChat(w, r, room)
-	if m == nil {
+	identity, since, ok := s.admitChat(w, r, room)
+	if !ok {
 		s.end()
+		return nil
+	}
+	conn, nc, fw, err := s.accept(w, r, chatProtocols)
+	if err != nil {
+		s.end()
+		return nil
+	}
+	m := newMember(s, conn, nc, fw, r, room, conn.Subprotocol() != Subprotocol)
+	m.since, m.identity = since, identity
+	if !s.register(m) {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		s.end()
+		return nil
 	}
 	return m
 }
 
-func (s *Server) upgradeChat(w http.ResponseWriter, r *http.Request, room string) *member {
-	if s.refuse(w, r) {
-		return nil
+var chatProtocols = []string{Subprotocol}
+
+// admitChat answers a request that cannot become a chat connection and
+// reports ok for one that can, with the name the Identify hook gave and the
+// ID to resume after.
+func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, room string) (identity string, since msgID, ok bool) {
+	if err := checkName(room, maxRoomLength); err != nil {
+		http.Error(w, "bad room name", http.StatusBadRequest)
+		return "", since, false
 	}
-	var since msgID
+	if s.refuse(w, r) {
+		return "", since, false
+	}
 	if v := r.URL.Query().Get("since"); v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			http.Error(w, "bad since", http.StatusBadRequest)
-			return nil
+			return "", since, false
 		}
 		since = msgID{v: id, set: true}
 	}
-	var identity string
 	if hook := s.opts.Hooks.Identify; hook != nil {
 		reply, err := hook(r.Context(), IdentifyEvent{Request: r, Room: room})
 		if err != nil {
 			rj := asReject(err, "", http.StatusText(http.StatusForbidden))
 			s.log.Debug("wsroom: identify refused", "room", room, "status", rj.Status, "err", err)
 			http.Error(w, rj.Message, rj.Status)
-			return nil
+			return "", since, false
 		}
 		identity = cleanName(reply.Name)
 		if identity != "" {
 			if err := checkName(identity, s.opts.MaxNameLength); err != nil {
 				s.log.Warn("wsroom: Identify returned a bad name", "room", room, "err", err)
 				http.Error(w, "bad member name", http.StatusForbidden)
-				return nil
+				return "", since, false
 			}
 		}
 	}
-	conn, nc, fw, err := s.accept(w, r, []string{Subprotocol})
-	if err != nil {
-		s.log.Debug("wsroom: upgrade failed", "err", err)
-		return nil
-	}
-	m := newMember(s, conn, nc, fw, r, room, conn.Subprotocol() != Subprotocol)
-	m.since = since
-	m.identity = identity
-	if !s.register(m) {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
-		return nil
-	}
-	return m
+	return identity, since, true
 }
 
 // run is the member's reading loop; it returns once the member has left

@@ -43,26 +43,20 @@ func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *member {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return nil
 	}
-	m := s.upgradeEcho(w, r)
-	if m == nil {
-		s.end()
-	}
-	return m
-}
-
-func (s *Server) upgradeEcho(w http.ResponseWriter, r *http.Request) *member {
 	if s.refuse(w, r) {
+		s.end()
 		return nil
 	}
 	conn, nc, fw, err := s.accept(w, r, nil)
 	if err != nil {
-		s.log.Debug("wsroom: upgrade failed", "err", err)
+		s.end()
 		return nil
 	}
 	m := newMember(s, conn, nc, fw, r, "", false)
 	m.joined.Store(true) // no join here: no join deadline
 	if !s.register(m) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		s.end()
 		return nil
 	}
 	return m
