@@ -10,6 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 test:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
 	go test -count=1 -run 'Allocs|MemberStack' ./wsroom
+	cd internal/thirdparty && go test -count=1 -run 'MemberStack' ./...
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: the protocol fuzz targets, FUZZTIME each
