@@ -141,7 +141,6 @@ func (m *member) enqueue(e *event) {
 	}
 	if limit := m.srv.opts.SendQueue; limit > 0 && len(*m.queue) >= limit {
 		m.mu.Unlock()
-		m.srv.stats.slow.Add(1)
 		m.kill(ReasonSlow, websocket.StatusTryAgainLater, "too slow", nil)
 		return
 	}
@@ -292,6 +291,9 @@ func (m *member) kill(reason LeaveReason, code websocket.StatusCode, why string,
 		m.abort = true // nothing more is worth writing
 	}
 	m.mu.Unlock()
+	if reason == ReasonSlow {
+		m.srv.stats.slow.Add(1)
+	}
 	if m.nc == nil {
 		m.conn.CloseNow()
 		return
