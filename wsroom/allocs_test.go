@@ -19,10 +19,10 @@ func TestBroadcastAllocsPerRecipient(t *testing.T) {
 	allocs := func(n int) float64 {
 		br := newBenchRoom(t, n, false)
 		p := Publication{Room: "bench", Type: PubMessage, Message: Message{ID: 1, From: "alice", Text: "hi", Time: time.Now()}}
-		br.h.deliver(p, route{})
+		br.h.deliver(&p, &route{})
 		br.drain()
 		return testing.AllocsPerRun(50, func() {
-			br.h.deliver(p, route{})
+			br.h.deliver(&p, &route{})
 			br.drain()
 		})
 	}

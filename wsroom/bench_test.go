@@ -138,14 +138,14 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				br := newBenchRoom(b, n, plain)
 				p := Publication{Room: "bench", Type: PubMessage, Message: Message{ID: 1, From: "alice", Text: "hello, everyone", Time: time.Now()}}
-				br.h.deliver(p, route{}) // warm the pools
+				br.h.deliver(&p, &route{}) // warm the pools
 				br.drain()
 				b.ReportAllocs()
 				b.ResetTimer()
 				var before, after runtimeAllocs
 				before.read()
 				for b.Loop() {
-					br.h.deliver(p, route{})
+					br.h.deliver(&p, &route{})
 					br.drain()
 				}
 				after.read()
@@ -174,7 +174,7 @@ func BenchmarkBroadcastBurst(b *testing.B) {
 			}
 			for b.Loop() {
 				for _, p := range msgs {
-					br.h.deliver(p, route{})
+					br.h.deliver(&p, &route{})
 				}
 				br.drain()
 			}

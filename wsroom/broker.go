@@ -38,7 +38,7 @@ type Publication struct {
 }
 
 // MarshalBinary encodes p for a Broker that carries bytes.
-func (p Publication) MarshalBinary() ([]byte, error) {
+func (p *Publication) MarshalBinary() ([]byte, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("wsroom: encode publication: %w", err)
@@ -61,12 +61,16 @@ func (p *Publication) UnmarshalBinary(b []byte) error {
 // Implementations must be safe for concurrent use. A subscription's deliver
 // function must receive a room's publications one at a time, in the order the
 // broker decided for that room; deliver never blocks.
+//
+// Publications travel by pointer (they are large, and a broadcast's path is
+// deep) and are read-only: Publish must not change p nor keep it after it
+// returns, and deliver's argument is valid only during the call.
 type Broker interface {
 	// Publish sends p to every subscriber of p.Room, including those in
 	// this process.
-	Publish(ctx context.Context, p Publication) error
+	Publish(ctx context.Context, p *Publication) error
 	// Subscribe calls deliver for each publication to room until cancel is
 	// called. When cancel returns, deliver is no longer running and will not
 	// be called again.
-	Subscribe(ctx context.Context, room string, deliver func(Publication)) (cancel func(), err error)
+	Subscribe(ctx context.Context, room string, deliver func(*Publication)) (cancel func(), err error)
 }

@@ -19,7 +19,7 @@ type memTopic struct {
 	subs []*memSub
 }
 
-type memSub struct{ deliver func(Publication) }
+type memSub struct{ deliver func(*Publication) }
 
 var _ Broker = (*MemoryBroker)(nil)
 
@@ -41,7 +41,7 @@ func (b *MemoryBroker) topic(room string, create bool) *memTopic {
 
 // Publish implements Broker. It returns once every subscriber's deliver has
 // returned.
-func (b *MemoryBroker) Publish(ctx context.Context, p Publication) error {
+func (b *MemoryBroker) Publish(ctx context.Context, p *Publication) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (b *MemoryBroker) Publish(ctx context.Context, p Publication) error {
 }
 
 // Subscribe implements Broker.
-func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(Publication)) (func(), error) {
+func (b *MemoryBroker) Subscribe(ctx context.Context, room string, deliver func(*Publication)) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -405,7 +405,7 @@ func (m *member) say(ctx context.Context, text string) {
 		}
 	}
 	msg := Message{From: m.name, Text: text, Time: time.Now()}
-	if _, err := s.publishMessage(ctx, m.room, msg, route{}); err != nil {
+	if _, err := s.publishMessage(ctx, m.room, msg, &route{}); err != nil {
 		s.log.Error("wsroom: message not sent", "room", m.room, "from", m.name, "err", err)
 		m.sendError(CodeUnavailable, "message not sent; try again later")
 	}
@@ -428,8 +428,8 @@ func (m *member) relay(ctx context.Context, data []byte) {
 			data = reply.Data
 		}
 	}
-	p := Publication{Room: m.room, Type: PubBinary, Name: m.name, Data: bytes.Clone(data)}
-	if err := s.publish(ctx, p, route{except: []string{m.name}}); err != nil {
+	p := &Publication{Room: m.room, Type: PubBinary, Name: m.name, Data: bytes.Clone(data)}
+	if err := s.publish(ctx, p, &route{except: []string{m.name}}); err != nil {
 		s.log.Error("wsroom: binary message not sent", "room", m.room, "from", m.name, "err", err)
 		m.sendError(CodeUnavailable, "message not sent; try again later")
 	}

@@ -102,7 +102,7 @@ func (h *hub) size() int {
 }
 
 // receive is the hub's Broker subscription.
-func (h *hub) receive(p Publication) {
+func (h *hub) receive(p *Publication) {
 	if p.Origin == h.srv.id && p.Type == PubPresence && h.srv.shuttingDown() {
 		return // our own departures, for the other servers: ours are closing
 	}
@@ -115,12 +115,12 @@ func (h *hub) receive(p Publication) {
 		}
 		return
 	}
-	h.deliver(p, route{to: p.To, except: p.Except})
+	h.deliver(p, &route{to: p.To, except: p.Except})
 }
 
 // deliver encodes p once and queues it for every local member on its
 // route. It never blocks on a connection.
-func (h *hub) deliver(p Publication, r route) {
+func (h *hub) deliver(p *Publication, r *route) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	e := h.build(p)
@@ -130,14 +130,14 @@ func (h *hub) deliver(p Publication, r route) {
 	n := 0
 	if len(r.to) > 0 {
 		for _, name := range r.to {
-			if m := h.byName[name]; m != nil && h.admits(&r, m) {
+			if m := h.byName[name]; m != nil && h.admits(r, m) {
 				m.enqueue(e)
 				n++
 			}
 		}
 	} else {
 		for _, m := range h.members {
-			if h.admits(&r, m) {
+			if h.admits(r, m) {
 				m.enqueue(e)
 				n++
 			}
@@ -155,7 +155,7 @@ func (h *hub) admits(r *route, m *member) bool {
 
 // build encodes a publication for the wire: JSON always, plain text when a
 // plain member is here. Called with h.mu held.
-func (h *hub) build(p Publication) *event {
+func (h *hub) build(p *Publication) *event {
 	text := h.srv.opts.Text
 	plain := h.plain > 0
 	e := &event{}
@@ -222,7 +222,7 @@ func (h *hub) announce(ctx context.Context, typ, name string) {
 		}
 		h.pmu.Unlock()
 	}
-	p := Publication{Room: h.name, Type: typ, Name: name, Origin: h.srv.id}
+	p := &Publication{Room: h.name, Type: typ, Name: name, Origin: h.srv.id}
 	if typ == PubJoin {
 		p.Except = []string{name} // its welcome says it all
 	}
@@ -275,7 +275,7 @@ func (h *hub) flushPresenceLocked(ctx context.Context) {
 	}
 	slices.Sort(joined)
 	slices.Sort(left)
-	p := Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left, Origin: h.srv.id}
+	p := &Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left, Origin: h.srv.id}
 	if err := h.srv.opts.Broker.Publish(ctx, p); err != nil {
 		h.srv.log.Warn("wsroom: presence failed", "room", h.name, "err", err)
 	}

@@ -58,7 +58,8 @@ func (r *Room) Broadcast(ctx context.Context, m Message, opts ...BroadcastOption
 		m.Time = time.Now()
 	}
 	m.ID = 0
-	return r.s.publishMessage(ctx, r.name, m, makeRoute(opts))
+	rt := makeRoute(opts)
+	return r.s.publishMessage(ctx, r.name, m, &rt)
 }
 
 // BroadcastBinary sends data as a binary frame to the room's members. It
@@ -67,7 +68,8 @@ func (r *Room) BroadcastBinary(ctx context.Context, data []byte, opts ...Broadca
 	if err := r.check("broadcast"); err != nil {
 		return err
 	}
-	return r.s.publish(ctx, Publication{Room: r.name, Type: PubBinary, Data: data}, makeRoute(opts))
+	rt := makeRoute(opts)
+	return r.s.publish(ctx, &Publication{Room: r.name, Type: PubBinary, Data: data}, &rt)
 }
 
 // Members returns the names of the room's members, on every server, sorted.
@@ -98,12 +100,12 @@ func (r *Room) Remove(ctx context.Context, name, reason string) error {
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
-	return r.s.publish(ctx, Publication{Room: r.name, Type: PubRemove, Name: name, Reason: reason}, route{})
+	return r.s.publish(ctx, &Publication{Room: r.name, Type: PubRemove, Name: name, Reason: reason}, &route{})
 }
 
 // publishMessage stores m (unless it is addressed to some members only) and
 // publishes it, in order with this server's other publications to the room.
-func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt route) (Message, error) {
+func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt *route) (Message, error) {
 	h := s.lookup(room)
 	if h != nil {
 		h.sendMu.Lock()
@@ -112,7 +114,7 @@ func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt 
 	}
 	if rt.filter != nil {
 		if h != nil {
-			h.deliver(Publication{Room: room, Type: PubMessage, Message: m}, rt)
+			h.deliver(&Publication{Room: room, Type: PubMessage, Message: m}, rt)
 		}
 		return m, nil
 	}
@@ -122,7 +124,7 @@ func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt 
 			return Message{}, fmt.Errorf("wsroom: store message in %q: %w", room, err)
 		}
 	}
-	p := Publication{Room: room, Type: PubMessage, Message: m, To: rt.to, Except: rt.except, Origin: s.id}
+	p := &Publication{Room: room, Type: PubMessage, Message: m, To: rt.to, Except: rt.except, Origin: s.id}
 	if err := s.opts.Broker.Publish(ctx, p); err != nil {
 		return m, fmt.Errorf("wsroom: publish to %q: %w", room, err)
 	}
@@ -132,7 +134,7 @@ func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt 
 // publish sends a publication that is not stored, in order with this
 // server's other publications to the room. A filtered one is delivered to
 // this server's members only.
-func (s *Server) publish(ctx context.Context, p Publication, rt route) error {
+func (s *Server) publish(ctx context.Context, p *Publication, rt *route) error {
 	h := s.lookup(p.Room)
 	if h != nil {
 		h.sendMu.Lock()

@@ -29,7 +29,7 @@ func TestChiMemberStackStaysSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.RealIP, middleware.Recoverer)
+	r.Use(middleware.RequestID, middleware.Logger, middleware.Recoverer)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Handle("/chat/{room}", rooms)
 	})
