@@ -121,19 +121,10 @@ func slowEvent(line []byte) (event, bool) {
 // It fails if the key is missing, its value is not a string, or the string
 // has escapes. The load generator's names and texts never need escaping.
 func stringField(line, key []byte) ([]byte, bool) {
-	i := bytes.Index(line, key)
-	if i < 0 {
+	rest, ok := valueOf(line, key, '"')
+	if !ok {
 		return nil, false
 	}
-	rest := skipSpace(line[i+len(key):])
-	if len(rest) == 0 || rest[0] != ':' {
-		return nil, false
-	}
-	rest = skipSpace(rest[1:])
-	if len(rest) == 0 || rest[0] != '"' {
-		return nil, false
-	}
-	rest = rest[1:]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
 		return nil, false
@@ -141,11 +132,9 @@ func stringField(line, key []byte) ([]byte, bool) {
 	return rest[:j], true
 }
 
-// stringList returns the strings of the first `"key": [...]` in line, as
-// slices of line. It fails if the key is missing, its value is not an array
-// of strings, or a string has escapes. A missing key is an empty list only
-// when the caller accepts it.
-func stringList(line, key []byte) ([][]byte, bool) {
+// valueOf returns what follows the opening character open of the value of
+// the first `"key":` in line.
+func valueOf(line, key []byte, open byte) ([]byte, bool) {
 	i := bytes.Index(line, key)
 	if i < 0 {
 		return nil, false
@@ -155,10 +144,21 @@ func stringList(line, key []byte) ([][]byte, bool) {
 		return nil, false
 	}
 	rest = skipSpace(rest[1:])
-	if len(rest) == 0 || rest[0] != '[' {
+	if len(rest) == 0 || rest[0] != open {
 		return nil, false
 	}
-	rest = skipSpace(rest[1:])
+	return rest[1:], true
+}
+
+// stringList returns the strings of the first `"key": [...]` in line, as
+// slices of line. It fails if the key is missing, its value is not an array
+// of strings, or a string has escapes.
+func stringList(line, key []byte) ([][]byte, bool) {
+	rest, ok := valueOf(line, key, '[')
+	if !ok {
+		return nil, false
+	}
+	rest = skipSpace(rest)
 	var out [][]byte
 	if len(rest) > 0 && rest[0] == ']' {
 		return out, true
