@@ -38,8 +38,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) 
 // openChat refuses or upgrades a chat request. It returns the member, counted
 // in and registered, or nil when the request was answered.
 func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) *member {
-	if !s.begin() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	if !s.begin(w) {
 		return nil
 	}
 	identity, since, ok := s.admitChat(w, r, room)
@@ -55,7 +54,6 @@ func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) *
 	m := newMember(s, conn, nc, fw, r, room, conn.Subprotocol() != Subprotocol)
 	m.since, m.identity = since, identity
 	if !s.register(m) {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		s.end()
 		return nil
 	}

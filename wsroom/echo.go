@@ -39,8 +39,7 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
 
 // openEcho refuses or upgrades an echo request, like openChat.
 func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *member {
-	if !s.begin() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	if !s.begin(w) {
 		return nil
 	}
 	if s.refuse(w, r) {
@@ -55,7 +54,6 @@ func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *member {
 	m := newMember(s, conn, nc, fw, r, "", false)
 	m.joined.Store(true) // no join here: no join deadline
 	if !s.register(m) {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		s.end()
 		return nil
 	}

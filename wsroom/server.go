@@ -69,15 +69,19 @@ func (s *Server) Room(name string) *Room {
 	return &Room{s: s, name: name}
 }
 
-// begin counts a handler in, unless the server is shutting down.
-func (s *Server) begin() bool {
+// begin counts a handler in, unless the server is shutting down, in which
+// case it answers 503.
+func (s *Server) begin(w http.ResponseWriter) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutdown {
-		return false
+	ok := !s.shutdown
+	if ok {
+		s.active++
 	}
-	s.active++
-	return true
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	}
+	return ok
 }
 
 func (s *Server) end() {
@@ -89,16 +93,20 @@ func (s *Server) end() {
 	}
 }
 
-// register makes a connection known to Shutdown.
+// register makes a connection known to Shutdown, or closes it with 1001 if
+// Shutdown has begun.
 func (s *Server) register(m *member) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutdown {
-		return false
+	ok := !s.shutdown
+	if ok {
+		s.conns[m] = struct{}{}
+		s.stats.conns.Add(1)
 	}
-	s.conns[m] = struct{}{}
-	s.stats.conns.Add(1)
-	return true
+	s.mu.Unlock()
+	if !ok {
+		m.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	return ok
 }
 
 func (s *Server) unregister(m *member) {
