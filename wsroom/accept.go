@@ -144,10 +144,14 @@ func (h *hijackRecorder) Hijack() (c net.Conn, brw *bufio.ReadWriter, err error)
 		return nil, nil, err
 	}
 	h.conn = c
-	if brw.Writer.Buffered() == 0 {
-		h.fw = &frameWriter{conn: c, bufSize: brw.Writer.Size()}
-		brw.Writer.Reset(h.fw)
+	// What a framework left in the buffer (its own copy of the 101, say)
+	// goes out now; then every frame goes through the frameWriter.
+	if err := brw.Writer.Flush(); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("wsroom: flush before upgrade: %w", err)
 	}
+	h.fw = &frameWriter{conn: c}
+	brw.Writer.Reset(h.fw)
 	return c, brw, nil
 }
 

@@ -60,9 +60,10 @@ func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriterSize(h.conn, 4096)), nil
 }
 
-// fakeConn returns a server-side websocket.Conn over a discardConn, made by
-// websocket.Accept as the real handler makes it.
-func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn) {
+// fakeConn returns a server-side websocket.Conn over a discardConn, and its
+// frameWriter, made by websocket.Accept through a hijackRecorder as the real
+// handler makes them.
+func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn, *frameWriter) {
 	tb.Helper()
 	dc := newDiscardConn()
 	r := httptest.NewRequest(http.MethodGet, "/chat", nil)
@@ -73,11 +74,12 @@ func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn)
 	if subprotocol != "" {
 		r.Header.Set("Sec-WebSocket-Protocol", subprotocol)
 	}
-	c, err := websocket.Accept(hijackable{httptest.NewRecorder(), dc}, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
+	hr := &hijackRecorder{ResponseWriter: hijackable{httptest.NewRecorder(), dc}}
+	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return c, dc
+	return c, dc, hr.fw
 }
 
 // benchRoom is a hub with n members joined directly, over discard
@@ -101,8 +103,8 @@ func newBenchRoom(tb testing.TB, n int, plain bool) *benchRoom {
 		sub = ""
 	}
 	for i := range n {
-		c, dc := fakeConn(tb, sub)
-		m := newMember(srv, c, nil, nil, nil, "bench", plain)
+		c, dc, fw := fakeConn(tb, sub)
+		m := newMember(srv, c, dc, fw, nil, "bench", plain)
 		m.name = fmt.Sprint("m", i)
 		m.joined.Store(true)
 		br.h.add(m)
@@ -126,8 +128,8 @@ func (br *benchRoom) drain() {
 }
 
 // BenchmarkBroadcast measures one message delivered to n members: encoded
-// once, queued for each, written by each member's writer through
-// coder/websocket's framing. allocs/recipient must stay at zero.
+// once, queued for each, written by each member's writer through its
+// frameWriter. allocs/recipient must stay at zero.
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		for _, plain := range []bool{false, true} {

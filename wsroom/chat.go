@@ -116,20 +116,21 @@ func (m *member) run(ctx context.Context) {
 			m.readFailed(err)
 			break
 		}
-		m.handle(ctx, typ, *bp)
+		m.handle(ctx, typ, (*bp)[maxHeader:])
 		putBuf(bp)
 	}
 	m.finish(ctx)
 }
 
-// read reads one whole message into a pooled buffer.
+// read reads one whole message into a pooled buffer, after maxHeader bytes
+// of room for a frame header: the echo endpoint sends it back from there.
 func (m *member) read() (websocket.MessageType, *[]byte, error) {
 	typ, rd, err := m.conn.Reader(context.Background())
 	if err != nil {
 		return 0, nil, err
 	}
 	bp := getBuf()
-	b := *bp
+	b := append((*bp)[:0], make([]byte, maxHeader)...)
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]

@@ -61,8 +61,10 @@ func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *member {
 }
 
 // echo writes one message back, on the reading goroutine: a client that
-// does not read its echoes only slows itself down, until WriteTimeout.
-func (m *member) echo(typ websocket.MessageType, data []byte) {
+// does not read its echoes only slows itself down, until WriteTimeout. b
+// is what read returned: room for the frame header, then the message.
+func (m *member) echo(typ websocket.MessageType, b []byte) {
+	data := b[maxHeader:]
 	if !m.limiter.allow(time.Now()) {
 		if m.limiter.sustained() {
 			m.kill(ReasonPolicy, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
@@ -77,7 +79,7 @@ func (m *member) echo(typ websocket.MessageType, data []byte) {
 		m.nc.SetWriteDeadline(time.Now().Add(wt))
 		defer m.nc.SetWriteDeadline(time.Time{})
 	}
-	if err := m.writeMessage(typ, data); err != nil {
+	if err := m.writeFramed(typ, b); err != nil {
 		m.mu.Lock()
 		m.writeErr = err
 		m.mu.Unlock()

@@ -89,16 +89,17 @@ func TestEchoLimits(t *testing.T) {
 	assert.Equal(t, "echoed within the burst", 2, n)
 }
 
-// TestEchoAroundTheWriteBuffer sends messages whose frames end just before,
+// TestEchoAroundTheWriteBuffer sends messages of every header size and
+// copy or writev path, and whose frames end just before,
 // on and after the 4 KiB write buffer, and its multiples, while the
 // heartbeat writes pings in between: every frame must arrive whole and in
-// order (the frameWriter joins a full buffer with the rest of its frame).
+// order, between the library's pings.
 func TestEchoAroundTheWriteBuffer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, &wsroom.Options{MaxMessageBytes: 1 << 20, RateLimit: -1, PingInterval: time.Millisecond})
 	c := e.dial("/echo", false)
 	ctx := testContext(t)
-	for _, n := range []int{4000, 4078, 4079, 4080, 4081, 4082, 4090, 4091, 4092, 4093, 4096, 4100, 8172, 8180, 8188, 8192, 12272, 65535, 65536, 70000} {
+	for _, n := range []int{1, 125, 126, 1024, 1025, 4000, 4078, 4079, 4080, 4081, 4082, 4090, 4091, 4092, 4093, 4096, 4100, 8172, 8180, 8188, 8192, 12272, 65535, 65536, 70000} {
 		for _, typ := range []websocket.MessageType{websocket.MessageBinary, websocket.MessageText} {
 			data := bytes.Repeat([]byte{byte('a' + n%26)}, n)
 			data[n-1] = 'z'

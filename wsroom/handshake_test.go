@@ -2,12 +2,17 @@ package wsroom_test
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"wsroom.dev/internal/assert"
 	"wsroom.dev/wsroom"
@@ -113,4 +118,55 @@ func TestBadOptions(t *testing.T) {
 	}
 	_, err := wsroom.New(nil)
 	assert.Success(t, err)
+}
+
+// bufferingWriter is a ResponseWriter of a framework that keeps the status
+// line and headers in the hijacked connection's buffer instead of sending
+// them before Hijack returns.
+type bufferingWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *bufferingWriter) WriteHeader(code int) { w.status = code }
+
+func (w *bufferingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(brw.Writer, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+	w.Header().Write(brw.Writer)
+	brw.Writer.WriteString("\r\n")
+	return c, brw, nil
+}
+
+// TestUpgradeUnderBufferingFramework: what a framework left in the buffer
+// goes out with the upgrade, and frames follow it.
+func TestUpgradeUnderBufferingFramework(t *testing.T) {
+	t.Parallel()
+	srv, err := wsroom.New(&wsroom.Options{Logger: quiet})
+	assert.Success(t, err)
+	echo := srv.Echo()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		echo.ServeHTTP(&bufferingWriter{ResponseWriter: w}, r)
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		assert.Success(t, srv.Shutdown(ctx))
+		ts.Close()
+	})
+	ctx := testContext(t)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	assert.Success(t, err)
+	defer c.CloseNow()
+	for _, msg := range []string{"one", strings.Repeat("two", 1000)} {
+		assert.Success(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+		typ, b, err := c.Read(ctx)
+		assert.Success(t, err)
+		assert.Equal(t, "echo", websocket.MessageText, typ)
+		assert.Equal(t, "echo", msg, string(b))
+	}
+	assert.Success(t, c.Close(websocket.StatusNormalClosure, ""))
 }

@@ -66,7 +66,7 @@ type member struct {
 	srv   *Server
 	conn  *websocket.Conn
 	nc    net.Conn     // the hijacked connection, for deadlines; may be nil
-	fw    *frameWriter // under the library's buffered writer; may be nil
+	fw    *frameWriter // the way out, under the library's buffered writer
 	req   *http.Request
 	room  string
 	plain bool // speaks the plain-text protocol
@@ -228,13 +228,14 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 	}
 	bp := getBuf()
 	defer putBuf(bp)
+	*bp = append((*bp)[:0], make([]byte, maxHeader)...) // room for the header
 	flush := func() error {
-		if len(*bp) == 0 {
+		if len(*bp) == maxHeader {
 			return nil
 		}
 		frames++
-		err := m.writeMessage(websocket.MessageText, *bp)
-		*bp = (*bp)[:0]
+		err := m.writeFramed(websocket.MessageText, *bp)
+		*bp = (*bp)[:maxHeader]
 		return err
 	}
 	for _, e := range batch {
@@ -248,12 +249,12 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 			}
 			continue
 		}
-		if len(*bp) > 0 && len(*bp)+1+len(e.json) > maxBatch {
+		if len(*bp) > maxHeader && len(*bp)-maxHeader+1+len(e.json) > maxBatch {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		if len(*bp) > 0 {
+		if len(*bp) > maxHeader {
 			*bp = append(*bp, '\n')
 		}
 		*bp = append(*bp, e.json...)
@@ -261,19 +262,22 @@ func (m *member) write(batch []*event, timeout time.Duration) error {
 	return flush()
 }
 
-// writeMessage writes one message in one frame, in one system call when the
-// frameWriter can make it so. Its context has no Done channel: deadlines on
-// the connection bound the writes, without a timer per write.
+// writeMessage writes one message in one frame, in one system call.
 func (m *member) writeMessage(typ websocket.MessageType, p []byte) error {
-	if m.fw == nil {
-		return m.conn.Write(context.Background(), typ, p)
+	return m.fw.writeFrame(opcode(typ), p)
+}
+
+// writeFramed writes b[maxHeader:] as one message; b[:maxHeader] is room
+// for the frame header.
+func (m *member) writeFramed(typ websocket.MessageType, b []byte) error {
+	return m.fw.writeFramed(opcode(typ), b)
+}
+
+func opcode(typ websocket.MessageType) byte {
+	if typ == websocket.MessageBinary {
+		return opBinary
 	}
-	m.fw.begin(len(p))
-	err := m.conn.Write(context.Background(), typ, p)
-	if err2 := m.fw.end(len(p)); err == nil {
-		err = err2
-	}
-	return err
+	return opText
 }
 
 // kill records why the member must go and wakes its reading goroutine,
