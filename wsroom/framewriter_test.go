@@ -13,10 +13,14 @@ import (
 // recordConn is a net.Conn that keeps what is written to it.
 type recordConn struct {
 	net.Conn
-	out bytes.Buffer
+	out    bytes.Buffer
+	writes int
 }
 
-func (c *recordConn) Write(p []byte) (int, error) { return c.out.Write(p) }
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.out.Write(p)
+}
 
 func TestFrameHeaders(t *testing.T) {
 	for _, tc := range []struct {
@@ -38,10 +42,15 @@ func TestFrameHeaders(t *testing.T) {
 		fw := &frameWriter{conn: c}
 		assert.Success(t, fw.writeFrame(opText, payload))
 		assert.True(t, fmt.Sprintf("writeFrame: a text frame of %d bytes", tc.n), bytes.Equal(want, c.out.Bytes()))
+		if tc.n <= copyMax {
+			assert.Equal(t, fmt.Sprintf("writes for a frame of %d bytes", tc.n), 1, c.writes)
+		}
 
 		c.out.Reset()
+		c.writes = 0
 		assert.Success(t, fw.writeFramed(opText, append(make([]byte, maxHeader), payload...)))
 		assert.True(t, fmt.Sprintf("writeFramed: a text frame of %d bytes", tc.n), bytes.Equal(want, c.out.Bytes()))
+		assert.Equal(t, fmt.Sprintf("writeFramed: writes for a frame of %d bytes", tc.n), 1, c.writes)
 	}
 	c := &recordConn{}
 	fw := &frameWriter{conn: c}
