@@ -13,7 +13,8 @@ const (
 	PubLeave    = "leave"    // Name left
 	PubPresence = "presence" // Joined and Left, coalesced for a big room
 	PubBinary   = "binary"   // Data from Name, relayed as a binary frame
-	PubRemove   = "remove"   // the server that holds Name must close it
+	PubRemove   = "remove"   // the server that holds Name (and Owner, if set) must close it
+	PubResync   = "resync"   // from a Broker: publications to the room may have been lost
 )
 
 // Publication is one event on its way from the server where it happened to
@@ -29,6 +30,8 @@ type Publication struct {
 	Left    []string `json:"left,omitempty"`
 	Data    []byte   `json:"data,omitempty"`
 	Reason  string   `json:"reason,omitempty"`
+	// Owner, for PubRemove, limits the removal to the connection it names.
+	Owner Owner `json:"owner,omitzero"`
 	// To, when not empty, limits delivery to these members.
 	To []string `json:"to,omitempty"`
 	// Except lists members the publication skips.
@@ -54,23 +57,35 @@ func (p *Publication) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// Broker carries publications to every server that has members in the room.
+// Broker carries publications to every server that has members in the room,
+// at most once: the Store, not the Broker, is the record of what was said.
 // The default is an in-process broker; wsroom.dev/adapters hold brokers over
-// Redis pub/sub and NATS.
+// Redis pub/sub and NATS. The conformance suite
+// wsroom.dev/wsroom/brokertest states the contract as tests.
 //
 // Implementations must be safe for concurrent use. A subscription's deliver
-// function must receive a room's publications one at a time, in the order the
-// broker decided for that room; deliver never blocks.
+// function receives a room's publications one at a time; the publications
+// of one publisher (one Broker value) to one room arrive in the order they
+// were published, and every subscriber of a room sees one order. Deliver
+// never blocks for long.
+//
+// When a subscription may have missed publications (its connection to the
+// backend dropped and came back), the broker delivers a publication of type
+// PubResync to it once it receives again; the server then catches its
+// members up from the store.
 //
 // Publications travel by pointer (they are large, and a broadcast's path is
 // deep) and are read-only: Publish must not change p nor keep it after it
 // returns, and deliver's argument is valid only during the call.
 type Broker interface {
-	// Publish sends p to every subscriber of p.Room, including those in
-	// this process.
+	// Publish sends p to every subscriber of p.Room, including those of
+	// this Broker.
 	Publish(ctx context.Context, p *Publication) error
 	// Subscribe calls deliver for each publication to room until cancel is
-	// called. When cancel returns, deliver is no longer running and will not
-	// be called again.
+	// called. When Subscribe returns, the subscription is live: it receives
+	// every publication published after that, from any server. ctx bounds
+	// the subscribing, not the subscription. When cancel returns, deliver
+	// is no longer running and will not be called again; cancel may be
+	// called more than once.
 	Subscribe(ctx context.Context, room string, deliver func(*Publication)) (cancel func(), err error)
 }

@@ -294,7 +294,8 @@ func (m *member) join(ctx context.Context, name string, since msgID) {
 		m.sendError(CodeUnavailable, "the room is unavailable; try again later")
 		return
 	}
-	if err := s.opts.Store.Reserve(ctx, m.room, name, max(s.opts.MaxMembers, 0)); err != nil {
+	m.res = Reservation{Room: m.room, Name: name, Owner: Owner{Server: s.id, Conn: m.connID}}
+	if _, err := s.opts.Store.Reserve(ctx, m.res, ReserveOptions{Max: max(s.opts.MaxMembers, 0), Lease: time.Hour}); err != nil {
 		s.release(ctx, h)
 		code := errorCode(err)
 		if code == CodeUnavailable {
@@ -342,7 +343,7 @@ func (m *member) join(ctx context.Context, name string, since msgID) {
 	if n := len(w.History); n > 0 {
 		last = max(last, w.History[n-1].ID)
 	}
-	if w.Members, err = s.opts.Store.Members(ctx, m.room); err != nil {
+	if w.Members, _, err = s.opts.Store.Members(ctx, m.room, "", 0); err != nil {
 		s.log.Warn("wsroom: members unavailable for welcome", "room", m.room, "err", err)
 		w.Members = []string{name}
 	}
@@ -472,7 +473,7 @@ func (m *member) finish(ctx context.Context) {
 		h := m.hub
 		h.remove(m)
 		s.stats.members.Add(-1)
-		if err := s.opts.Store.Release(ctx, m.room, m.name); err != nil {
+		if err := s.opts.Store.Release(ctx, m.res); err != nil {
 			s.log.Error("wsroom: release failed", "room", m.room, "name", m.name, "err", err)
 		}
 		h.announce(ctx, PubLeave, m.name)

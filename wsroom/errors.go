@@ -21,8 +21,14 @@ var (
 	// rules (empty, too long, control or bidi characters, invalid UTF-8).
 	ErrBadName = errors.New("wsroom: bad name")
 
-	// ErrNotMember is returned when a named member is not in the room.
+	// ErrNotMember is returned when a named member is not in the room, and
+	// by Presence.Release when the caller does not hold the reservation.
 	ErrNotMember = errors.New("wsroom: not a member")
+
+	// ErrLeaseExpired is returned by a Presence when a server's lease on
+	// its reservations has ended: they are gone, and the server must take
+	// a new lease id.
+	ErrLeaseExpired = errors.New("wsroom: presence lease expired")
 
 	// ErrShutdown is returned by operations started after Shutdown.
 	ErrShutdown = errors.New("wsroom: server shut down")

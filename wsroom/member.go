@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,8 @@ type member struct {
 	since      msgID  // from the URL, for a join that names none
 	peerCode   int    // close code received from the client
 	joined     atomic.Bool
+	connID     string      // identifies the connection in its reservation
+	res        Reservation // the member's name, once reserved
 
 	limiter       rateLimiter // used by the reading goroutine only
 	writeLoopFunc func()      // m.writeLoop, bound once
@@ -122,6 +125,7 @@ func newMember(s *Server, c *websocket.Conn, nc net.Conn, fw *frameWriter, r *ht
 	}
 	m.writeLoopFunc = m.writeLoop // one allocation here, none per write burst
 	m.stripe = nextStripe.Add(1)
+	m.connID = strconv.FormatUint(uint64(m.stripe), 36)
 	return m
 }
 

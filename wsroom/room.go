@@ -74,7 +74,7 @@ func (r *Room) BroadcastBinary(ctx context.Context, data []byte, opts ...Broadca
 
 // Members returns the names of the room's members, on every server, sorted.
 func (r *Room) Members(ctx context.Context) ([]string, error) {
-	names, err := r.s.opts.Store.Members(ctx, r.name)
+	names, _, err := r.s.opts.Store.Members(ctx, r.name, "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("wsroom: members of %q: %w", r.name, err)
 	}

@@ -2,13 +2,21 @@ package wsroom_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"wsroom.dev/internal/assert"
 	"wsroom.dev/wsroom"
+	"wsroom.dev/wsroom/brokertest"
 	"wsroom.dev/wsroom/storetest"
 )
+
+func TestMemoryBrokerConformance(t *testing.T) {
+	t.Parallel()
+	b := wsroom.NewMemoryBroker() // one process: every "server" shares it
+	brokertest.Run(t, brokertest.Harness{New: func(*testing.T) wsroom.Broker { return b }})
+}
 
 func TestMemoryStoreConformance(t *testing.T) {
 	t.Parallel()
@@ -21,7 +29,8 @@ func TestMemoryStoreEvictsIdleRoomsFirst(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s := wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{History: 10, MaxRooms: 2})
-	assert.Success(t, s.Reserve(ctx, "busy", "alice", 0))
+	_, err := s.Reserve(ctx, wsroom.Reservation{Room: "busy", Name: "alice", Owner: wsroom.Owner{Server: "s", Conn: "c"}}, wsroom.ReserveOptions{Lease: time.Minute})
+	assert.Success(t, err)
 	busy, err := s.Append(ctx, "busy", wsroom.Message{Text: "1", Time: time.Now()})
 	assert.Success(t, err)
 	dropped, err := s.Append(ctx, "idle", wsroom.Message{Text: "1", Time: time.Now()})
@@ -60,4 +69,39 @@ func TestMemoryStoreIDsSurviveRestart(t *testing.T) {
 	assert.Success(t, err)
 	assert.True(t, "a resume from before the restart is incomplete", !complete)
 	assert.Equal(t, "but gets what there is", 1, len(got))
+}
+
+func TestMemoryStoreBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	const budget, share = 1 << 20, 256 << 10
+	s := wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{MaxBytes: budget, RoomBytes: share})
+	text := strings.Repeat("x", 30<<10)
+	// 200 rooms, 100 messages of 30 KB each: 600 MB offered.
+	for r := range 200 {
+		room := "room-" + string(rune('a'+r%26)) + string(rune('a'+r/26))
+		for range 100 {
+			_, err := s.Append(ctx, room, wsroom.Message{From: "mallory", Text: text, Time: time.Now()})
+			assert.Success(t, err)
+		}
+		got, err := s.Recent(ctx, room, 1000)
+		assert.Success(t, err)
+		kept := 0
+		for _, m := range got {
+			kept += len(m.Text) + len(m.From) + 64
+		}
+		assert.True(t, "a room keeps at most its share", kept <= share)
+		assert.True(t, "a room keeps its newest message", len(got) > 0)
+	}
+	total := 0
+	for r := range 200 {
+		room := "room-" + string(rune('a'+r%26)) + string(rune('a'+r/26))
+		got, err := s.Recent(ctx, room, 1000)
+		assert.Success(t, err)
+		for _, m := range got {
+			total += len(m.Text) + len(m.From) + 64
+		}
+	}
+	assert.True(t, "the store keeps at most its budget", total <= budget)
+	assert.True(t, "and uses it", total > budget/2)
 }
