@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	"github.com/coder/websocket"
@@ -40,7 +41,38 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return true
 	}
+	if chain, ok := hijackable(w); !ok {
+		// Answer before anything is written: behind such a wrapper the
+		// upgrade would send 101 and then fail, leaving the client with
+		// silence.
+		s.log.Error("wsroom: cannot upgrade: no ResponseWriter on the chain can hijack the connection; "+
+			"give the middleware's wrapper an Unwrap() http.ResponseWriter method that returns the writer it wraps",
+			"writers", chain, "path", r.URL.Path)
+		http.Error(w, "this server cannot upgrade the connection", http.StatusNotImplemented)
+		return true
+	}
 	return false
+}
+
+// hijackable reports whether w, or a ResponseWriter it wraps (through
+// Unwrap, as http.ResponseController follows), can hijack the connection,
+// and names the writers it went through.
+func hijackable(w http.ResponseWriter) (chain string, ok bool) {
+	var b strings.Builder
+	for {
+		if b.Len() > 0 {
+			b.WriteString(" -> ")
+		}
+		fmt.Fprintf(&b, "%T", w)
+		if _, ok := w.(http.Hijacker); ok {
+			return b.String(), true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return b.String(), false
+		}
+		w = u.Unwrap()
+	}
 }
 
 // checkOrigin allows requests without an Origin (not from a browser), from
@@ -94,6 +126,12 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []s
 	done := make(chan acceptResult, 1)
 	go s.acceptOn(hr, r, subprotocols, done)
 	res := <-done
+	if res.panicked {
+		// A panic in the router's WriteHeader or Hijack belongs to the
+		// request's goroutine, where net/http or the router's recoverer
+		// handles it as it would any other.
+		panic(res.panicVal)
+	}
 	if res.err != nil {
 		return nil, nil, nil, res.err
 	}
@@ -101,13 +139,26 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []s
 }
 
 type acceptResult struct {
-	conn *websocket.Conn
-	err  error
+	conn     *websocket.Conn
+	err      error
+	panicked bool
+	panicVal any
 }
 
 func (s *Server) acceptOn(hr *hijackRecorder, r *http.Request, subprotocols []string, done chan<- acceptResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				s.log.Error("wsroom: panic during the upgrade; passed on to the request's goroutine", "panic", v, "stack", string(debug.Stack()))
+			}
+			done <- acceptResult{panicked: true, panicVal: v}
+		}
+	}()
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{
 		Subprotocols: subprotocols,
+		// Never permessage-deflate, whatever the client offers: wsroom
+		// writes its data frames itself, uncompressed (see frameWriter).
+		CompressionMode: websocket.CompressionDisabled,
 		// checkOrigin ran before the Identify hook; this repeats it.
 		OriginPatterns:     s.opts.OriginPatterns,
 		InsecureSkipVerify: s.opts.InsecureSkipVerify,

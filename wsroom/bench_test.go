@@ -50,13 +50,13 @@ func (c *discardConn) SetDeadline(t time.Time) error      { return nil }
 func (c *discardConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *discardConn) SetWriteDeadline(t time.Time) error { return nil }
 
-// hijackable is an http.ResponseWriter that hands over a discardConn.
-type hijackable struct {
+// hijackableRecorder is an http.ResponseWriter that hands over a discardConn.
+type hijackableRecorder struct {
 	*httptest.ResponseRecorder
 	conn net.Conn
 }
 
-func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h hijackableRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriterSize(h.conn, 4096)), nil
 }
 
@@ -74,7 +74,7 @@ func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn,
 	if subprotocol != "" {
 		r.Header.Set("Sec-WebSocket-Protocol", subprotocol)
 	}
-	hr := &hijackRecorder{ResponseWriter: hijackable{httptest.NewRecorder(), dc}}
+	hr := &hijackRecorder{ResponseWriter: hijackableRecorder{httptest.NewRecorder(), dc}}
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		tb.Fatal(err)

@@ -90,7 +90,7 @@ func printEvent(ctx context.Context, c *websocket.Conn) {
 // messages, and shows every line it receives. It works unchanged.
 func Example_plainText() {
 	rooms, _ := wsroom.New(&wsroom.Options{WelcomeHistory: -1})
-	ts := httptest.NewServer(rooms)
+	ts := httptest.NewServer(rooms.Room("lobby"))
 	defer ts.Close()
 	defer rooms.Shutdown(context.Background())
 
@@ -117,7 +117,7 @@ func Example_plainText() {
 // removing a member.
 func ExampleRoom() {
 	rooms, _ := wsroom.New(nil)
-	ts := httptest.NewServer(rooms)
+	ts := httptest.NewServer(rooms.Room("lobby"))
 	defer ts.Close()
 	defer rooms.Shutdown(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -153,7 +153,7 @@ func ExampleHooks_identify() {
 			return wsroom.IdentifyReply{Name: user}, nil
 		},
 	}})
-	ts := httptest.NewServer(rooms)
+	ts := httptest.NewServer(rooms.Room("lobby"))
 	defer ts.Close()
 	defer rooms.Shutdown(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -3,6 +3,7 @@ package wsroom
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path"
 	"time"
 )
@@ -12,9 +13,15 @@ import (
 // default. Limits that can be switched off say so: a negative value turns
 // them off, which is meant for load tests, not for the internet.
 type Options struct {
-	// DefaultRoom is the room served when the route has no {room}
-	// wildcard. Default "lobby".
+	// DefaultRoom is the room the Server serves on a route of ServeMux or
+	// chi that has no {room} wildcard. Default "lobby".
 	DefaultRoom string
+
+	// RoomFromRequest names the room of a request, for routers that do not
+	// set r.PathValue (gorilla/mux, echo, or a custom scheme). It replaces
+	// the lookup of the {room} path value; an empty result means
+	// DefaultRoom. Default nil: the {room} path value.
+	RoomFromRequest func(r *http.Request) string
 
 	// OriginPatterns lists host patterns (path.Match syntax, matched
 	// case-insensitively against the Origin's host, or against

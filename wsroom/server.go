@@ -32,6 +32,8 @@ type Server struct {
 	shutdown bool
 	done     chan struct{} // closed when shutdown and active == 0
 	closing  atomic.Bool
+
+	noRoomOnce sync.Once // the log line of a route without a room
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -54,14 +56,45 @@ func New(opts *Options) (*Server, error) {
 	}, nil
 }
 
-// ServeHTTP serves the chat endpoint for the room named by the request's
-// {room} path value, or the default room.
+// ServeHTTP serves the chat endpoint for the room named by
+// Options.RoomFromRequest or, by default, the request's {room} path value.
+// On a route of ServeMux or chi without a {room} wildcard it serves
+// Options.DefaultRoom.
+//
+// Under a router that neither sets path values nor says which route
+// matched (r.Pattern), such as gin, the Server cannot tell the room, so it
+// refuses with 500 and logs why, rather than put every client in one room:
+// use the router's adapter, Options.RoomFromRequest, or Server.Room for a
+// fixed room.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	room := r.PathValue("room")
+	room, ok := s.roomOf(r)
+	if !ok {
+		s.noRoomOnce.Do(func() {
+			s.log.Error("wsroom: cannot tell the room of this request: the router set no {room} path value and no route pattern; "+
+				"use the router's adapter (wsroom.dev/adapters/...), Options.RoomFromRequest, or Server.Room(name) for a fixed room",
+				"path", r.URL.Path)
+		})
+		http.Error(w, "wsroom: the room of this route is unknown (see the server log)", http.StatusInternalServerError)
+		return
+	}
+	s.serveChat(w, r, room)
+}
+
+// roomOf names the room of a chat request; ok is false when the router
+// gives no way to tell.
+func (s *Server) roomOf(r *http.Request) (room string, ok bool) {
+	if f := s.opts.RoomFromRequest; f != nil {
+		room = f(r)
+	} else {
+		room = r.PathValue("room")
+		if room == "" && r.Pattern == "" {
+			return "", false
+		}
+	}
 	if room == "" {
 		room = s.opts.DefaultRoom
 	}
-	s.serveChat(w, r, room)
+	return room, true
 }
 
 // Room returns a handle on the named room, whether or not anyone is in it.
