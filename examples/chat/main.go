@@ -119,7 +119,15 @@ func newHandler(c *config, log *slog.Logger) (http.Handler, *wsroom.Server, erro
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", http.FileServerFS(page))
+	// The pages: chat (/), echo (/echo.html) and the original chat page of
+	// the plain-text protocol (/original.html); the browser client they
+	// import is the core's.
+	files := http.FileServerFS(page)
+	for _, p := range []string{"/{$}", "/chat.js", "/echo.html", "/echo.js", "/original.html", "/style.css", "/vendor/"} {
+		mux.Handle("GET "+p, files)
+	}
+	mux.Handle("GET /wsroom.js", wsroom.ClientHandler())
+	mux.Handle("GET /wsroom.d.ts", wsroom.ClientHandler())
 	mux.Handle("/chat", rooms)
 	mux.Handle("/chat/{room}", rooms)
 	mux.Handle("/echo", rooms.Echo())
