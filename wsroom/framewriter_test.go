@@ -71,9 +71,9 @@ func TestNoDataFrameAfterCloseSent(t *testing.T) {
 	_, err = fw.Write(closeFrame)
 	assert.Success(t, err)
 	sent := c.out.Len()
-	assert.True(t, "writeFrame after close: net.ErrClosed", errors.Is(fw.writeFrame(opText, []byte("late")), net.ErrClosed))
-	assert.True(t, "writev after close: net.ErrClosed", errors.Is(fw.writeFrame(opBinary, make([]byte, copyMax+1)), net.ErrClosed))
-	assert.True(t, "writeFramed after close: net.ErrClosed", errors.Is(fw.writeFramed(opText, make([]byte, maxHeader+3)), net.ErrClosed))
+	assert.True(t, "writeFrame after close: errCloseSent", errors.Is(fw.writeFrame(opText, []byte("late")), errCloseSent))
+	assert.True(t, "writev after close: errCloseSent", errors.Is(fw.writeFrame(opBinary, make([]byte, copyMax+1)), errCloseSent))
+	assert.True(t, "writeFramed after close: errCloseSent", errors.Is(fw.writeFramed(opText, make([]byte, maxHeader+3)), errCloseSent))
 	assert.Equal(t, "bytes written after the close frame", sent, c.out.Len())
 	assert.True(t, "the close frame is the last", bytes.HasSuffix(c.out.Bytes(), closeFrame))
 }
