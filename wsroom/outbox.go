@@ -65,8 +65,8 @@ type batchWriter interface {
 type outbox struct {
 	w         batchWriter
 	plain     bool
-	maxEvents int   // <= 0: unbounded
-	maxBytes  int64 // <= 0: unbounded
+	maxEvents int    // <= 0: unbounded
+	maxBytes  int64  // <= 0: unbounded
 	loop      func() // writeLoop, bound once
 
 	mu       sync.Mutex

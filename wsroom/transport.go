@@ -69,7 +69,6 @@ var _ transport = (*wsConn)(nil)
 // aLongTimeAgo is a deadline in the past, to wake a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-
 func newWSConn(s *Server, c *websocket.Conn, nc *inspectConn, fw *frameWriter, plain bool) *wsConn {
 	w := &wsConn{srv: s, conn: c, nc: nc, fw: fw, plain: plain, stripe: nextStripe.Add(1)}
 	w.out.init(w, plain, s.opts.SendQueue, s.opts.SendQueueBytes)
