@@ -33,20 +33,24 @@ func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *wsConn {
 	if !s.begin(w) {
 		return nil
 	}
+	done := false
+	defer func() {
+		if !done { // refused, or the upgrade panicked
+			s.end()
+		}
+	}()
 	if s.refuse(w, r) {
-		s.end()
 		return nil
 	}
 	conn, nc, fw, err := s.accept(w, r, nil)
 	if err != nil {
-		s.end()
 		return nil
 	}
 	c := newWSConn(s, conn, nc, fw, false)
 	if !s.register(c) {
-		s.end()
 		return nil
 	}
+	done = true
 	return c
 }
 

@@ -92,6 +92,7 @@ type evt struct {
 	Room     string   `json:"room"`
 	Name     string   `json:"name"`
 	Members  []string `json:"members"`
+	Count    int      `json:"count"`
 	History  []msg    `json:"history"`
 	Gap      bool     `json:"gap"`
 	ID       string   `json:"id"`
