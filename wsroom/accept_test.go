@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -218,6 +219,8 @@ func TestRoomOfTheRoute(t *testing.T) {
 	mux.Handle("/chat/{room}", srv)
 	mux.Handle("/chat", srv)
 	mux.Handle("/q", byQuery)
+	mux.Handle("/sub/", srv)
+	mux.Handle("/exact/{$}", srv)
 	// A router that sets neither path values nor the pattern, as gin does.
 	mux.Handle("/foreign/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
@@ -228,11 +231,13 @@ func TestRoomOfTheRoute(t *testing.T) {
 	defer ts.Close()
 	url := "ws" + strings.TrimPrefix(ts.URL, "http")
 	ctx := testContext(t)
+	joins := 0
 	welcomeRoom := func(path string) string {
 		c, _, err := websocket.Dial(ctx, url+path, &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
 		assert.Success(t, err)
 		defer c.CloseNow()
-		assert.Success(t, c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","name":"ann"}`)))
+		joins++
+		assert.Success(t, c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"join","name":"ann%d"}`, joins)))
 		_, b, err := c.Read(ctx)
 		assert.Success(t, err)
 		_, after, _ := strings.Cut(string(b), `"room":"`)
@@ -242,7 +247,11 @@ func TestRoomOfTheRoute(t *testing.T) {
 	assert.Equal(t, "path value", "blue", welcomeRoom("/chat/blue"))
 	assert.Equal(t, "route without {room}", "hall", welcomeRoom("/chat"))
 	assert.Equal(t, "RoomFromRequest", "green", welcomeRoom("/q?room=green"))
-	_, resp, err := websocket.Dial(ctx, url+"/foreign/chat/a", nil)
+	assert.Equal(t, "an exact route", "hall", welcomeRoom("/exact/"))
+	_, resp, err := websocket.Dial(ctx, url+"/sub/kitchen", nil)
+	assert.True(t, "a subtree route refused", err != nil)
+	assert.Equal(t, "status", http.StatusInternalServerError, resp.StatusCode)
+	_, resp, err = websocket.Dial(ctx, url+"/foreign/chat/a", nil)
 	assert.True(t, "unknown room refused", err != nil)
 	assert.Equal(t, "status", http.StatusInternalServerError, resp.StatusCode)
 	assert.Contains(t, logs.String(), "cannot tell the room")

@@ -319,22 +319,33 @@ func fitBytes(ms []Message, limit int64) ([]Message, bool) {
 	return ms, false
 }
 
+// onMessage runs the OnMessage hook, if any, on what the member sent: ok
+// is false when the message goes no further (refused, with an error event,
+// or dropped).
+func (m *member) onMessage(ev MessageEvent) (reply MessageReply, ok bool) {
+	hook := m.srv.opts.Hooks.OnMessage
+	if hook == nil {
+		return MessageReply{}, true
+	}
+	ev.Request, ev.Room, ev.From = m.req, m.room, m.name
+	reply, err := hook(m.ctx, ev)
+	if err != nil {
+		rj := asReject(err, CodeMessageRefused)
+		m.sendError(rj.Code, rj.Message)
+		return reply, false
+	}
+	return reply, !reply.Drop
+}
+
 // say sends a text message from the member to the room.
 func (m *member) say(text string) {
 	s := m.srv
-	if hook := s.opts.Hooks.OnMessage; hook != nil {
-		reply, err := hook(m.ctx, MessageEvent{Room: m.room, From: m.name, Text: text, Request: m.req})
-		if err != nil {
-			rj := asReject(err, CodeMessageRefused)
-			m.sendError(rj.Code, rj.Message)
-			return
-		}
-		if reply.Drop {
-			return
-		}
-		if reply.Text != "" {
-			text = reply.Text
-		}
+	reply, ok := m.onMessage(MessageEvent{Text: text})
+	if !ok {
+		return
+	}
+	if reply.Text != "" {
+		text = reply.Text
 	}
 	msg := Message{From: m.name, Text: text, Time: time.Now()}
 	if _, err := s.publishMessage(m.ctx, m.room, msg, &route{}); err != nil {
@@ -346,19 +357,12 @@ func (m *member) say(text string) {
 // relay sends a binary message from the member to the other members.
 func (m *member) relay(data []byte) {
 	s := m.srv
-	if hook := s.opts.Hooks.OnMessage; hook != nil {
-		reply, err := hook(m.ctx, MessageEvent{Room: m.room, From: m.name, Binary: true, Data: data, Request: m.req})
-		if err != nil {
-			rj := asReject(err, CodeMessageRefused)
-			m.sendError(rj.Code, rj.Message)
-			return
-		}
-		if reply.Drop {
-			return
-		}
-		if reply.Data != nil {
-			data = reply.Data
-		}
+	reply, ok := m.onMessage(MessageEvent{Binary: true, Data: data})
+	if !ok {
+		return
+	}
+	if reply.Data != nil {
+		data = reply.Data
 	}
 	p := &Publication{Room: m.room, Type: PubBinary, Name: m.name, Data: bytes.Clone(data)}
 	if err := s.publish(m.ctx, p, &route{except: []string{m.name}}); err != nil {

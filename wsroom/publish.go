@@ -46,19 +46,30 @@ func (s *Server) backendCtx(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, s.opts.BackendTimeout)
 }
 
-// publishMessage stores m (unless it is addressed to some members only) and
-// publishes it.
-func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt *route) (Message, error) {
-	h := s.lookup(room)
-	unlock := s.sequence(h)
-	defer unlock()
+// startPublication starts a publication of this server to the room: in sequence, and
+// after the coalesced presence. A filtered publication is delivered here,
+// to this server's members only, and done is true.
+func (s *Server) startPublication(ctx context.Context, p *Publication, rt *route) (unlock func(), done bool) {
+	h := s.lookup(p.Room)
+	unlock = s.sequence(h)
 	if h != nil {
 		h.presence.flush(ctx)
 	}
 	if rt.filter != nil {
 		if h != nil {
-			h.deliver(&Publication{Room: room, Type: PubMessage, Message: m}, rt)
+			h.deliver(p, rt)
 		}
+		return unlock, true
+	}
+	return unlock, false
+}
+
+// publishMessage stores m (unless it is addressed to some members only) and
+// publishes it.
+func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt *route) (Message, error) {
+	unlock, done := s.startPublication(ctx, &Publication{Room: room, Type: PubMessage, Message: m}, rt)
+	defer unlock()
+	if done {
 		return m, nil
 	}
 	bctx, cancel := s.backendCtx(ctx)
@@ -79,16 +90,9 @@ func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt 
 // publish sends a publication that is not stored. A filtered one is
 // delivered to this server's members only.
 func (s *Server) publish(ctx context.Context, p *Publication, rt *route) error {
-	h := s.lookup(p.Room)
-	unlock := s.sequence(h)
+	unlock, done := s.startPublication(ctx, p, rt)
 	defer unlock()
-	if h != nil {
-		h.presence.flush(ctx)
-	}
-	if rt.filter != nil {
-		if h != nil {
-			h.deliver(p, rt)
-		}
+	if done {
 		return nil
 	}
 	p.To, p.Except, p.Origin = rt.to, rt.except, s.id

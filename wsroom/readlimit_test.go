@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -93,4 +94,37 @@ func TestInspectorRefusesAtTheHeader(t *testing.T) {
 	got, err := inspectAll(clientHeader(true, opBinary, 1<<30), 5, -1, -1)
 	assert.Success(t, err)
 	assert.Equal(t, "no limits", 14, len(got))
+}
+
+// closeFrame returns a masked client close frame with code and reason.
+func closeFrame(code uint16, reason []byte) []byte {
+	key := []byte{9, 8, 7, 6}
+	p := binary.BigEndian.AppendUint16(nil, code)
+	p = append(p, reason...)
+	b := []byte{0x88, 0x80 | byte(len(p))}
+	b = append(b, key...)
+	for i, c := range p {
+		b = append(b, c^key[i%4])
+	}
+	return b
+}
+
+func TestInspectorChecksCloseReasons(t *testing.T) {
+	msg := append(clientHeader(true, opText, 3), 'a', 'b', 'c')
+	good := append(append([]byte(nil), msg...), closeFrame(1000, []byte("bye ✋"))...)
+	good = append(good, msg...) // nothing should follow a close, but it is not ours to judge
+	bad := append(append([]byte(nil), msg...), closeFrame(1000, []byte{'b', 0xff})...)
+	for _, chunk := range []int{1, 2, 5, 64} {
+		got, err := inspectAll(good, chunk, -1, -1)
+		assert.Success(t, err)
+		assert.True(t, fmt.Sprintf("chunk %d: a valid close frame passes whole, in order", chunk), bytes.Equal(good, got))
+		got, err = inspectAll(bad, chunk, -1, -1)
+		assert.True(t, "invalid reason: errCloseReason", errors.Is(err, errCloseReason))
+		assert.True(t, "what came before passed", bytes.Equal(msg, got))
+	}
+	empty := closeFrame(1000, nil)[:6]
+	empty[1] = 0x80 // no payload at all
+	got, err := inspectAll(empty, 1, -1, -1)
+	assert.Success(t, err)
+	assert.True(t, "an empty close passes", bytes.Equal(empty, got))
 }

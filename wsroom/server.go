@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -70,21 +71,24 @@ func New(opts *Options) (*Server, error) {
 
 // ServeHTTP serves the chat endpoint for the room named by
 // Options.RoomFromRequest or, by default, the request's {room} path value.
-// On a route of ServeMux or chi without a {room} wildcard it serves
-// Options.DefaultRoom.
+// A request that a router matched on a route without a {room} wildcard
+// (r.Pattern set, as ServeMux and chi set it, and no {room} path value) is
+// served Options.DefaultRoom.
 //
-// Under a router that neither sets path values nor says which route
-// matched (r.Pattern), such as gin, the Server cannot tell the room, so it
-// refuses with 500 and logs why, rather than put every client in one room:
-// use the router's adapter, Options.RoomFromRequest, or Server.Room for a
-// fixed room.
+// Where the room cannot be told, the Server refuses with 500 and logs why,
+// rather than put every client in one room: under a router that neither
+// sets path values nor r.Pattern, such as gin, and on a subtree route
+// ("/chat/", "/ws/*") whose rest of the path would name a room. Use the
+// router's adapter, Server.Handler, a {room} wildcard,
+// Options.RoomFromRequest, or Server.Room for a fixed room.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	room, ok := s.roomOf(r)
 	if !ok {
 		s.noRoomOnce.Do(func() {
-			s.log.Error("wsroom: cannot tell the room of this request: the router set no {room} path value and no route pattern; "+
-				"use the router's adapter (wsroom.dev/adapters/...), Options.RoomFromRequest, or Server.Room(name) for a fixed room",
-				"path", r.URL.Path)
+			s.log.Error("wsroom: cannot tell the room of this request: the route has no {room} wildcard and is not one fixed path; "+
+				"use a {room} wildcard, Server.Handler() under a prefix, the router's adapter (wsroom.dev/adapters/...), "+
+				"Options.RoomFromRequest, or Server.Room(name) for a fixed room",
+				"path", r.URL.Path, "pattern", r.Pattern)
 		})
 		http.Error(w, "wsroom: the room of this route is unknown (see the server log)", http.StatusInternalServerError)
 		return
@@ -92,21 +96,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveChat(w, r, room)
 }
 
-// roomOf names the room of a chat request; ok is false when the router
+// roomOf names the room of a chat request; ok is false when the route
 // gives no way to tell.
 func (s *Server) roomOf(r *http.Request) (room string, ok bool) {
 	if f := s.opts.RoomFromRequest; f != nil {
 		room = f(r)
-	} else {
-		room = r.PathValue("room")
-		if room == "" && r.Pattern == "" {
-			return "", false
-		}
+	} else if room = r.PathValue("room"); room == "" && !fixedRoute(r.Pattern) {
+		return "", false
 	}
 	if room == "" {
 		room = s.opts.DefaultRoom
 	}
 	return room, true
+}
+
+// fixedRoute reports whether a router's pattern matches one path: not
+// empty (the router says nothing) and not a subtree.
+func fixedRoute(pattern string) bool {
+	if strings.HasSuffix(pattern, "{$}") {
+		return true
+	}
+	return pattern != "" && !strings.HasSuffix(pattern, "/") && !strings.HasSuffix(pattern, "*") && !strings.HasSuffix(pattern, "...}")
 }
 
 // Room returns a handle on the named room, whether or not anyone is in it.

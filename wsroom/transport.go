@@ -120,6 +120,8 @@ func (c *wsConn) readFailed(err error) {
 		c.kill(ReasonClosed, 0, "", nil) // the library answered the close frame
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		c.kill(ReasonPolicy, websocket.StatusMessageTooBig, "message too big", err)
+	case errors.Is(err, errCloseReason):
+		c.kill(ReasonPolicy, websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in the close reason", err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		c.kill(ReasonClosed, 0, "", err)
