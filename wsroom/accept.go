@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -111,18 +112,20 @@ func headerHasToken(h http.Header, key, token string) bool {
 	return false
 }
 
-// accept upgrades the connection, keeping hold of the underlying net.Conn so
-// that the server can bound writes with deadlines and wake a blocked reader
-// without a timer or a context per operation.
+// accept upgrades the connection. It returns the library's connection and
+// wsroom's own handles on the hijacked connection: the inspecting reader
+// (for read deadlines, which wake a blocked reader without a timer or a
+// context per read) and the frameWriter, the only way out.
 //
 // The upgrade runs on a goroutine of its own, which the handler waits for:
 // it is the deepest moment of a connection's life (net/http writes the 101
 // response under it), and the runtime seldom gives back stack that a
 // goroutine grew, so doing it on the handler's goroutine, under the frames of
 // whatever router mounts the Server, would double the stack every member
-// keeps for as long as it is connected.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, net.Conn, *frameWriter, error) {
-	hr := &hijackRecorder{ResponseWriter: w}
+// keeps for as long as it is connected. A panic there is passed back to the
+// handler's goroutine.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, *inspectConn, *frameWriter, error) {
+	hr := &hijackRecorder{ResponseWriter: w, s: s}
 	done := make(chan acceptResult, 1)
 	go s.acceptOn(hr, r, subprotocols, done)
 	res := <-done
@@ -168,24 +171,31 @@ func (s *Server) acceptOn(hr *hijackRecorder, r *http.Request, subprotocols []st
 		done <- acceptResult{err: fmt.Errorf("wsroom: accept: %w", err)}
 		return
 	}
-	limit := s.opts.MaxMessageBytes
-	if limit < 0 {
+	// The inspector refuses an oversized message at its header; the
+	// library's own limit stays as a second line.
+	text, bin := s.opts.MaxMessageBytes, s.opts.MaxBinaryBytes
+	limit := max(text, bin)
+	if text < 0 || bin < 0 {
 		limit = -1
 	}
 	c.SetReadLimit(limit)
 	done <- acceptResult{conn: c}
 }
 
-// hijackRecorder passes the Hijack through to the real ResponseWriter,
-// keeps the connection it returns and puts a frameWriter under its buffered
-// writer.
+// hijackRecorder passes the Hijack through to the real ResponseWriter. It
+// hands the library the connection behind an inspectConn, and puts a
+// frameWriter under the library's buffered writer.
 type hijackRecorder struct {
 	http.ResponseWriter
-	conn net.Conn
+	s    *Server
+	conn *inspectConn
 	fw   *frameWriter
 }
 
-func (h *hijackRecorder) Hijack() (c net.Conn, brw *bufio.ReadWriter, err error) {
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	var c net.Conn
+	var brw *bufio.ReadWriter
+	var err error
 	if hj, ok := h.ResponseWriter.(http.Hijacker); ok {
 		c, brw, err = hj.Hijack() // the common case, and one frame less deep
 	} else {
@@ -194,16 +204,24 @@ func (h *hijackRecorder) Hijack() (c net.Conn, brw *bufio.ReadWriter, err error)
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = c
 	// What a framework left in the buffer (its own copy of the 101, say)
 	// goes out now; then every frame goes through the frameWriter.
 	if err := brw.Writer.Flush(); err != nil {
 		c.Close()
 		return nil, nil, fmt.Errorf("wsroom: flush before upgrade: %w", err)
 	}
-	h.fw = &frameWriter{conn: c}
+	h.fw = newFrameWriter(c, h.s.opts.WriteTimeout)
 	brw.Writer.Reset(h.fw)
-	return c, brw, nil
+	// What the client sent right after its handshake, and everything
+	// after it, is read through the inspector.
+	var pre []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	h.conn = newInspectConn(c, pre, h.s.opts.MaxMessageBytes, h.s.opts.MaxBinaryBytes)
+	brw.Reader.Reset(h.conn)
+	return h.conn, brw, nil
 }
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }

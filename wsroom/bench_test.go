@@ -63,7 +63,7 @@ func (h hijackableRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // fakeConn returns a server-side websocket.Conn over a discardConn, and its
 // frameWriter, made by websocket.Accept through a hijackRecorder as the real
 // handler makes them.
-func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn, *frameWriter) {
+func fakeConn(tb testing.TB, s *Server, subprotocol string) (*websocket.Conn, *inspectConn, *discardConn, *frameWriter) {
 	tb.Helper()
 	dc := newDiscardConn()
 	r := httptest.NewRequest(http.MethodGet, "/chat", nil)
@@ -74,12 +74,12 @@ func fakeConn(tb testing.TB, subprotocol string) (*websocket.Conn, *discardConn,
 	if subprotocol != "" {
 		r.Header.Set("Sec-WebSocket-Protocol", subprotocol)
 	}
-	hr := &hijackRecorder{ResponseWriter: hijackableRecorder{httptest.NewRecorder(), dc}}
+	hr := &hijackRecorder{ResponseWriter: hijackableRecorder{httptest.NewRecorder(), dc}, s: s}
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return c, dc, hr.fw
+	return c, hr.conn, dc, hr.fw
 }
 
 // benchRoom is a hub with n members joined directly, over discard
@@ -88,6 +88,7 @@ type benchRoom struct {
 	srv     *Server
 	h       *hub
 	members []*member
+	wss     []*wsConn
 	conns   []*discardConn
 }
 
@@ -102,19 +103,23 @@ func newBenchRoom(tb testing.TB, n int, plain bool) *benchRoom {
 	if plain {
 		sub = ""
 	}
+	req := httptest.NewRequest(http.MethodGet, "/chat/bench", nil)
 	for i := range n {
-		c, dc, fw := fakeConn(tb, sub)
-		m := newMember(srv, c, dc, fw, nil, "bench", plain)
+		c, ic, dc, fw := fakeConn(tb, srv, sub)
+		wc := newWSConn(srv, c, ic, fw, plain)
+		m := newMember(srv, wc, req, &admission{room: "bench"})
 		m.name = fmt.Sprint("m", i)
 		m.joined.Store(true)
 		br.h.add(m)
 		br.members = append(br.members, m)
+		br.wss = append(br.wss, wc)
 		br.conns = append(br.conns, dc)
 	}
 	tb.Cleanup(func() {
-		for _, m := range br.members {
-			m.conn.CloseNow()
-			m.writer.Wait()
+		for i, wc := range br.wss {
+			wc.conn.CloseNow()
+			wc.out.wg.Wait()
+			br.members[i].cancel()
 		}
 	})
 	return br
@@ -122,8 +127,8 @@ func newBenchRoom(tb testing.TB, n int, plain bool) *benchRoom {
 
 // drain waits until every member's writer is idle.
 func (br *benchRoom) drain() {
-	for _, m := range br.members {
-		m.writer.Wait()
+	for _, wc := range br.wss {
+		wc.out.wg.Wait()
 	}
 }
 
@@ -195,24 +200,24 @@ func BenchmarkBroadcastBurst(b *testing.B) {
 // writer is busy (so no goroutine starts).
 func BenchmarkEnqueue(b *testing.B) {
 	br := newBenchRoom(b, 1, false)
-	m := br.members[0]
+	o := &br.wss[0].out
 	e := &event{json: encodeMessage(Message{ID: 1, From: "a", Text: "b", Time: time.Now()})}
-	m.mu.Lock()
-	m.writing = true // pretend a writer runs
-	m.mu.Unlock()
+	o.mu.Lock()
+	o.writing = true // pretend a writer runs
+	o.mu.Unlock()
 	b.ReportAllocs()
 	for b.Loop() {
-		m.enqueue(e)
-		if len(*m.queue) == 4096 {
-			m.mu.Lock()
-			putQueue(m.queue)
-			m.queue = nil
-			m.mu.Unlock()
+		o.enqueue(e)
+		if len(*o.queue) == 4096 {
+			o.mu.Lock()
+			putQueue(o.queue)
+			o.queue, o.qbytes = nil, 0
+			o.mu.Unlock()
 		}
 	}
-	m.mu.Lock()
-	m.writing = false
-	m.mu.Unlock()
+	o.mu.Lock()
+	o.writing = false
+	o.mu.Unlock()
 }
 
 func BenchmarkEncodeMessage(b *testing.B) {

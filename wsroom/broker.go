@@ -71,12 +71,15 @@ func (p *Publication) UnmarshalBinary(b []byte) error {
 //
 // When a subscription may have missed publications (its connection to the
 // backend dropped and came back), the broker delivers a publication of type
-// PubResync to it once it receives again; the server then catches its
-// members up from the store.
+// PubResync to it once it receives again, before the publications it
+// receives from then on; the server then catches its members up from the
+// store, from the last message it delivered.
 //
 // Publications travel by pointer (they are large, and a broadcast's path is
 // deep) and are read-only: Publish must not change p nor keep it after it
-// returns, and deliver's argument is valid only during the call.
+// returns, and deliver's argument is valid only during the call, except
+// its byte slices (Data), which the subscriber may keep: a broker must not
+// reuse them.
 type Broker interface {
 	// Publish sends p to every subscriber of p.Room, including those of
 	// this Broker.

@@ -15,6 +15,7 @@ type clientFrame struct {
 	Text   string
 	Since  msgID
 	Before msgID
+	After  string
 	Limit  int
 }
 
@@ -70,6 +71,8 @@ func decodeClientFrame(b []byte) (clientFrame, error) {
 				f.Since, err = d.id()
 			case "before":
 				f.Before, err = d.id()
+			case "after":
+				f.After, err = d.str()
 			case "limit":
 				f.Limit, err = d.int()
 			default:
@@ -102,9 +105,9 @@ func checkClientFrame(f clientFrame) error {
 		if f.Text == "" {
 			return errors.New("message: empty text")
 		}
-	case "history":
+	case "history", "members":
 		if f.Limit < 0 {
-			return errors.New("history: negative limit")
+			return fmt.Errorf("%s: negative limit", f.Type)
 		}
 	case "":
 		return errors.New("missing type")

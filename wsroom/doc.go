@@ -27,8 +27,11 @@
 //	}
 //
 // Under chi (v5.0.12 or later, which sets PathValue) the same handler works
-// with r.Handle("/chat/{room}", rooms). A Room from Server.Room serves one
-// fixed room wherever it is mounted.
+// with r.Handle("/chat/{room}", rooms). Under a router that sets no path
+// values, Options.RoomFromRequest names the room; a route whose room the
+// Server cannot tell is refused (500) and logged, never served as the
+// default room. A Room from Server.Room serves one fixed room wherever it
+// is mounted.
 //
 // # Protocol
 //
@@ -38,27 +41,30 @@
 //	{"type":"join","name":"alice"}                  join; "since":"<id>" resumes
 //	{"type":"message","text":"hello"}               say something
 //	{"type":"history","before":"<id>","limit":50}   page back through history
+//	{"type":"members","after":"<name>","limit":100} page through the members
 //
 // The server sends one or more objects per text frame, separated by "\n":
 // it batches what is queued for a member into one frame. Types:
 //
-//	welcome   room, name, members, history (oldest first), gap (resume incomplete)
+//	welcome   room, name, members (the first page), count, history (oldest first), gap (resume incomplete)
 //	join      name
 //	leave     name
 //	presence  joined, left: arrivals and departures coalesced in a big room
 //	message   id, from, text, ts (Unix milliseconds)
 //	history   messages, more
+//	members   members, count, more
 //	error     code, message
 //
 // The server sets from, id and ts; a client cannot forge them. IDs are
 // decimal strings that increase within a room. Error codes are the Code
-// constants; a bad frame, a taken or bad name, or a refused message gets an
-// error event and the connection stays open.
+// constants, each with a fixed message; after an error event the connection
+// stays open.
 //
 // A client without the subprotocol speaks the plain-text protocol of the
 // original chat page: its first text "login:NAME" joins, every later text is
-// a message, and every event reaches it as one line of text per frame. See
-// TextFormat. Both kinds of clients share rooms.
+// a message, and every event reaches it as one line of text per frame, with
+// names and texts HTML-escaped. See TextFormat. Both kinds of clients share
+// rooms.
 //
 // Binary messages are relayed to the other members of the room as binary
 // frames, unless Options.NoBinary is set.
@@ -68,35 +74,49 @@
 // Hooks, fixed at construction, let the application identify members from
 // the request before the upgrade, refuse or rename a join, refuse, rewrite
 // or drop a message, and learn why a member left. They run on the member's
-// goroutine and must not block for long.
+// goroutine and must not block for long; their context keeps the request's
+// values but not its deadline. A hook that panics closes its member with
+// 1011.
 //
 // # Security
 //
 // The defaults are meant for the internet. Only same-origin pages may
 // connect (a cross-site Origin gets 403), unless Options.OriginPatterns
 // allows more; Options.InsecureSkipVerify turns the check off. Messages are
-// limited in size (1009), text must be valid UTF-8 (1007), each connection
-// is rate limited (1008 when sustained), names are trimmed and may not hold
-// control, format or bidi characters, rooms are bounded, and a connection
-// must join within a deadline. Handshakes of old protocol versions get 426
-// with Sec-WebSocket-Version: 13, plain GETs a 4xx.
+// limited in size (32 KiB of text, 1 MiB of binary; 1009, decided at the
+// frame header), text must be valid UTF-8 (1007), each connection is rate
+// limited (1008 when sustained), names are trimmed and may not hold control,
+// format or bidi characters, rooms and servers are bounded, a connection
+// must join within a deadline, and what one connection can make the server
+// hold is bounded in bytes (its queue, a history page, the store's budget).
+// Plain-text lines are HTML-escaped. Compression is never negotiated.
+// Handshakes of old protocol versions get 426 with Sec-WebSocket-Version:
+// 13, plain GETs a 4xx.
 //
 // # Delivery
 //
-// Every member has a bounded queue. Broadcast never waits for a connection
-// and no lock is held while writing to one; a writer goroutine runs only
-// while a member has something queued. A member that cannot keep up is
-// closed with 1013 and leaves with ReasonSlow, so one slow client never holds
-// up a room. The server pings every connection and drops one that does not
-// answer. A departure is announced exactly once, whatever the cause.
+// Every member has a queue bounded in events and bytes. Broadcast never
+// waits for a connection and no lock is held while writing to one or while
+// calling a networked store or broker; a writer goroutine runs only while a
+// member has something queued. A member that cannot keep up is closed with
+// 1013 and leaves with ReasonSlow, so one slow client never holds up a room.
+// The server pings every connection and drops one that does not answer. A
+// departure is announced exactly once, whatever the cause.
+//
+// A member's messages reach everyone in the order it sent them. The
+// messages of different members reach everyone in one order: the broker's;
+// with the in-process defaults, that is also the order of their IDs.
 //
 // # Several servers
 //
 // Names and history live in a Store, and events travel through a Broker:
 // message IDs come from the store, and a message goes store, broker, then
 // the members connected to each server. The defaults keep both in memory;
-// the adapters provide Redis and PostgreSQL stores and Redis and NATS
-// brokers. The package storetest is the conformance suite for stores.
+// the modules under wsroom.dev/adapters provide Redis and PostgreSQL stores
+// and Redis and NATS brokers. The names a server's members hold live as
+// long as the server's lease (Options.LeaseTime), which it refreshes: the
+// members of a server that crashed leave every member list within a lease.
+// The packages storetest and brokertest are the conformance suites.
 //
 // # Shutdown
 //
@@ -109,5 +129,7 @@
 // # Logging
 //
 // Diagnostics go to Options.Logger (log/slog), slog.Default() if nil.
-// Per-connection events log at Debug; store and broker failures at Error.
+// Per-connection events log at Debug; a member the server closed, at Info;
+// store and broker failures, hook panics and a router the Server cannot
+// work under, at Error. Message bodies and tokens are never logged.
 package wsroom

@@ -60,10 +60,17 @@ func TestEchoReassemblesFragments(t *testing.T) {
 
 func TestEchoLimits(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, &wsroom.Options{MaxMessageBytes: 1000})
+	e := newEnv(t, &wsroom.Options{MaxMessageBytes: 1000, MaxBinaryBytes: 5000})
 	big := e.dial("/echo", false)
-	assert.Success(t, big.c.Write(testContext(t), websocket.MessageBinary, make([]byte, 1001)))
-	assert.Equal(t, "too big", websocket.StatusMessageTooBig, big.closed())
+	assert.Success(t, big.c.Write(testContext(t), websocket.MessageText, make([]byte, 1001)))
+	assert.Equal(t, "text too big", websocket.StatusMessageTooBig, big.closed())
+	bin := e.dial("/echo", false)
+	assert.Success(t, bin.c.Write(testContext(t), websocket.MessageBinary, make([]byte, 5000)))
+	typ, b, err := bin.readFrame(testContext(t))
+	assert.Success(t, err)
+	assert.True(t, "binary within its own limit echoed", typ == websocket.MessageBinary && len(b) == 5000)
+	assert.Success(t, bin.c.Write(testContext(t), websocket.MessageBinary, make([]byte, 5001)))
+	assert.Equal(t, "binary too big", websocket.StatusMessageTooBig, bin.closed())
 
 	utf := e.dial("/echo", false)
 	assert.Success(t, utf.c.Write(testContext(t), websocket.MessageText, []byte{'a', 0xff}))

@@ -35,6 +35,10 @@ var (
 
 	// ErrBadOptions is returned by New when an option is invalid.
 	ErrBadOptions = errors.New("wsroom: bad options")
+
+	// errTooManyRooms refuses a join that would open a room beyond
+	// Options.MaxRooms on this server.
+	errTooManyRooms = errors.New("wsroom: too many rooms on this server")
 )
 
 // RejectError is returned by a hook to refuse what the hook was asked
@@ -60,22 +64,21 @@ func Reject(code, message string) error {
 	return &RejectError{Code: code, Message: message}
 }
 
-// asReject reports the refusal an error carries, with defaults for errors
-// that are not a *RejectError.
-func asReject(err error, defCode, defMessage string) RejectError {
+// asReject reports the refusal an error carries: the fields of a
+// *RejectError, with Status defaulting to 403 and Code to defCode; any other
+// error refuses with those defaults and no message, so that internal
+// details never reach the client.
+func asReject(err error, defCode string) RejectError {
+	r := RejectError{Status: http.StatusForbidden, Code: defCode}
 	var re *RejectError
 	if errors.As(err, &re) {
-		r := *re
-		if r.Status == 0 {
-			r.Status = http.StatusForbidden
+		if re.Status != 0 {
+			r.Status = re.Status
 		}
-		if r.Code == "" {
-			r.Code = defCode
+		if re.Code != "" {
+			r.Code = re.Code
 		}
-		if r.Message == "" {
-			r.Message = defMessage
-		}
-		return r
+		r.Message = re.Message
 	}
-	return RejectError{Status: http.StatusForbidden, Code: defCode, Message: defMessage}
+	return r
 }

@@ -46,8 +46,8 @@ func Example() {
 	printEvent(ctx, alice)
 
 	// Output:
-	// alice: {"type":"welcome","room":"general","name":"alice","members":["alice"],"history":[]}
-	// bob: {"type":"welcome","room":"general","name":"bob","members":["alice","bob"],"history":[]}
+	// alice: {"type":"welcome","room":"general","name":"alice","members":["alice"],"count":1,"history":[]}
+	// bob: {"type":"welcome","room":"general","name":"bob","members":["alice","bob"],"count":2,"history":[]}
 	// {"type":"join","name":"bob"}
 	// {"type":"message","from":"bob","text":"hello, alice"}
 	// {"type":"leave","name":"bob"}
@@ -135,7 +135,7 @@ func ExampleRoom() {
 	_, _, err := alice.Read(ctx)
 	fmt.Println(websocket.CloseStatus(err))
 	// Output:
-	// alice: {"type":"welcome","room":"lobby","name":"alice","members":["alice"],"history":[]}
+	// alice: {"type":"welcome","room":"lobby","name":"alice","members":["alice"],"count":1,"history":[]}
 	// members: [alice]
 	// {"type":"message","from":"","text":"maintenance at noon"}
 	// StatusPolicyViolation
@@ -174,7 +174,7 @@ func ExampleHooks_identify() {
 	printEvent(ctx, c)
 	// Output:
 	// true 401
-	// {"type":"welcome","room":"lobby","name":"alice","members":["alice"],"history":[]}
+	// {"type":"welcome","room":"lobby","name":"alice","members":["alice"],"count":1,"history":[]}
 }
 
 // Server.Shutdown closes every WebSocket connection with 1001. Register it
@@ -215,7 +215,7 @@ func ExampleServer_Shutdown() {
 	fmt.Println(<-closed)
 	fmt.Println(errors.Is(<-served, http.ErrServerClosed))
 	// Output:
-	// alice: {"type":"welcome","room":"r","name":"alice","members":["alice"],"history":[]}
+	// alice: {"type":"welcome","room":"r","name":"alice","members":["alice"],"count":1,"history":[]}
 	// StatusGoingAway
 	// true
 }

@@ -71,9 +71,67 @@ func TestNoDataFrameAfterCloseSent(t *testing.T) {
 	_, err = fw.Write(closeFrame)
 	assert.Success(t, err)
 	sent := c.out.Len()
-	assert.True(t, "writeFrame after close: net.ErrClosed", errors.Is(fw.writeFrame(opText, []byte("late")), net.ErrClosed))
-	assert.True(t, "writev after close: net.ErrClosed", errors.Is(fw.writeFrame(opBinary, make([]byte, copyMax+1)), net.ErrClosed))
-	assert.True(t, "writeFramed after close: net.ErrClosed", errors.Is(fw.writeFramed(opText, make([]byte, maxHeader+3)), net.ErrClosed))
+	assert.True(t, "writeFrame after close: errCloseSent", errors.Is(fw.writeFrame(opText, []byte("late")), errCloseSent))
+	assert.True(t, "writev after close: errCloseSent", errors.Is(fw.writeFrame(opBinary, make([]byte, copyMax+1)), errCloseSent))
+	assert.True(t, "writeFramed after close: errCloseSent", errors.Is(fw.writeFramed(opText, make([]byte, maxHeader+3)), errCloseSent))
 	assert.Equal(t, "bytes written after the close frame", sent, c.out.Len())
 	assert.True(t, "the close frame is the last", bytes.HasSuffix(c.out.Bytes(), closeFrame))
+}
+
+// failConn fails every write after the first failAfter bytes, writing
+// those.
+type failConn struct {
+	recordConn
+	failAfter int
+}
+
+func (c *failConn) Write(p []byte) (int, error) {
+	if room := c.failAfter - c.out.Len(); room < len(p) {
+		c.recordConn.Write(p[:max(room, 0)])
+		return max(room, 0), errors.New("broken pipe")
+	}
+	return c.recordConn.Write(p)
+}
+
+// TestFrameWriterStickyError: after a write fails mid-frame, nothing more
+// is written on the connection, data or control: the peer never sees the
+// rest of a torn frame read as frames.
+func TestFrameWriterStickyError(t *testing.T) {
+	c := &failConn{failAfter: 5}
+	fw := &frameWriter{conn: c}
+	err := fw.writeFrame(opText, []byte("a long enough frame"))
+	assert.True(t, "first write fails", err != nil)
+	torn := c.out.Len()
+	assert.True(t, "the first error again", errors.Is(fw.writeFrame(opText, []byte("x")), err))
+	assert.True(t, "writev too", errors.Is(fw.writeFrame(opBinary, make([]byte, copyMax+1)), err))
+	_, perr := fw.Write([]byte{0x89, 0}) // the library's ping
+	assert.True(t, "control frames too", errors.Is(perr, err))
+	c.failAfter = 1 << 20 // the connection would take more now
+	assert.True(t, "still failing", errors.Is(fw.writeFramed(opText, make([]byte, maxHeader+1)), err))
+	assert.Equal(t, "bytes written after the failure", torn, c.out.Len())
+}
+
+// TestFrameWriterReassemblesControlFrames: whatever the flush boundaries
+// of the library's buffered writer, a control frame goes out whole, never
+// with a data frame inside it.
+func TestFrameWriterReassemblesControlFrames(t *testing.T) {
+	c := &recordConn{}
+	fw := &frameWriter{conn: c}
+	ping := []byte{0x89, 4, 'p', 'i', 'n', 'g'}
+	pong := []byte{0x8a, 0x7e, 0, 2, 'o', 'k'} // a 16-bit length, to split the header
+	for _, cut := range []int{1, 2, 3, 4, 5} {
+		c.out.Reset()
+		all := append(append([]byte(nil), ping...), pong...)
+		n, err := fw.Write(all[:cut])
+		assert.Success(t, err)
+		assert.Equal(t, "taken", cut, n)
+		assert.Success(t, fw.writeFrame(opText, []byte("data")))
+		_, err = fw.Write(all[cut:])
+		assert.Success(t, err)
+		want := append(append([]byte{0x81, 4, 'd', 'a', 't', 'a'}, ping...), pong...)
+		if cut >= len(ping) {
+			want = append(append(append([]byte(nil), ping...), 0x81, 4, 'd', 'a', 't', 'a'), pong...)
+		}
+		assert.True(t, fmt.Sprintf("cut at %d: frames whole and in order: %x", cut, c.out.Bytes()), bytes.Equal(want, c.out.Bytes()))
+	}
 }

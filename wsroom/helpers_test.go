@@ -92,6 +92,7 @@ type evt struct {
 	Room     string   `json:"room"`
 	Name     string   `json:"name"`
 	Members  []string `json:"members"`
+	Count    int      `json:"count"`
 	History  []msg    `json:"history"`
 	Gap      bool     `json:"gap"`
 	ID       string   `json:"id"`
@@ -218,6 +219,7 @@ func (c *client) readFrame(ctx context.Context) (websocket.MessageType, []byte, 
 		if len(c.inbox) > 0 {
 			f := c.inbox[0]
 			if f.err == nil { // the end stays, to be reported again
+				c.inbox[0] = frame{} // let the consumed frame go
 				c.inbox = c.inbox[1:]
 			}
 			c.mu.Unlock()
@@ -255,6 +257,7 @@ func (c *client) next() (evt, error) {
 		}
 	}
 	e := c.pending[0]
+	c.pending[0] = evt{} // let the consumed event go
 	c.pending = c.pending[1:]
 	return e, nil
 }
@@ -385,6 +388,11 @@ func (e *env) rawDial(path, subprotocol string, recvBuf int) *rawConn {
 // writeFrame sends one masked frame.
 func (r *rawConn) writeFrame(fin bool, opcode byte, payload []byte) {
 	r.t.Helper()
+	assert.Success(r.t, r.tryWriteFrame(fin, opcode, payload))
+}
+
+// tryWriteFrame sends one masked frame and reports a failure.
+func (r *rawConn) tryWriteFrame(fin bool, opcode byte, payload []byte) error {
 	var b []byte
 	first := opcode
 	if fin {
@@ -407,7 +415,7 @@ func (r *rawConn) writeFrame(fin bool, opcode byte, payload []byte) {
 	}
 	r.nc.SetWriteDeadline(time.Now().Add(testTimeout))
 	_, err := r.nc.Write(b)
-	assert.Success(r.t, err)
+	return err
 }
 
 // readFrame reads one unmasked frame from the server.

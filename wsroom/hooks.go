@@ -9,13 +9,23 @@ import (
 // the Server is created. Every hook is optional, runs on the goroutine of
 // the member it concerns, and must not block for long: while a hook runs,
 // that member's frames (including pongs) are not read.
+//
+// A hook's context carries the upgrade request's values (what the router's
+// middleware put there) but not its deadline or cancellation: it ends when
+// the member leaves or the server shuts down. A hook that panics closes
+// its member with 1011 (internal error); the member leaves as usual and the
+// panic is logged with its stack.
 type Hooks struct {
 	// Identify runs before the WebSocket upgrade and may name the member
 	// from the request (a session cookie, a header, a verified token). A
-	// member named here joins as soon as it connects (resuming from the
-	// "since" query parameter, if any) and cannot pick another name. A
-	// *RejectError refuses the upgrade with its Status (default 403) and
-	// Message; any other error refuses with 403 Forbidden.
+	// member named here is admitted before the upgrade (OnJoin runs, and
+	// its name is reserved: a refusal is an HTTP status) and joins as soon
+	// as it connects, resuming from the "since" query parameter, if any;
+	// its client sends no join frame (one it sends is ignored) and cannot
+	// pick another name. When the name is taken in the room (another tab
+	// of the same user), Options.Duplicates decides. A *RejectError
+	// refuses the upgrade with its Status (default 403) and Message; any
+	// other error refuses with 403 Forbidden.
 	Identify func(ctx context.Context, e IdentifyEvent) (IdentifyReply, error)
 
 	// OnJoin runs before a member joins, after its name passed the naming
@@ -51,10 +61,11 @@ type IdentifyReply struct {
 
 // JoinEvent is the input of Hooks.OnJoin.
 type JoinEvent struct {
-	Request *http.Request // the upgrade request
-	Room    string
-	Name    string // cleaned and checked against the naming rules
-	Resume  bool   // the client asked to resume from a message ID
+	Request    *http.Request // the upgrade request
+	Room       string
+	Name       string // cleaned and checked against the naming rules
+	Resume     bool   // the client asked to resume from a message ID
+	Identified bool   // the Identify hook named the member (before the upgrade)
 }
 
 // JoinReply is the result of Hooks.OnJoin.
@@ -66,11 +77,12 @@ type JoinReply struct {
 
 // MessageEvent is the input of Hooks.OnMessage.
 type MessageEvent struct {
-	Room   string
-	From   string
-	Text   string // the text of a text message
-	Binary bool   // a binary message, in Data
-	Data   []byte // valid only during the hook; copy to keep
+	Request *http.Request // the sender's upgrade request
+	Room    string
+	From    string
+	Text    string // the text of a text message
+	Binary  bool   // a binary message, in Data
+	Data    []byte // valid only during the hook; copy to keep
 }
 
 // MessageReply is the result of Hooks.OnMessage.
@@ -107,7 +119,9 @@ const (
 	ReasonShutdown                        // Server.Shutdown; closed with 1001
 	ReasonRemoved                         // Room.Remove; closed with 1008 and the given reason
 	ReasonPolicy                          // a limit: too big 1009, invalid UTF-8 1007, rate 1008, binary refused 1003
-	ReasonError                           // a protocol or I/O error, or a store failure; 1011 when the server closes
+	ReasonError                           // a protocol or I/O error, or a hook panicked (1011)
+	ReasonReplaced                        // a newer connection took the identified member's name; closed with 4001
+	ReasonLost                            // the server lost its presence lease; closed with 1012
 )
 
 func (r LeaveReason) String() string {
@@ -126,6 +140,10 @@ func (r LeaveReason) String() string {
 		return "policy"
 	case ReasonError:
 		return "error"
+	case ReasonReplaced:
+		return "replaced"
+	case ReasonLost:
+		return "lost"
 	}
 	return "unknown"
 }

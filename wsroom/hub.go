@@ -2,7 +2,6 @@ package wsroom
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -21,51 +20,54 @@ type hub struct {
 	subErr  error
 	unsub   func()
 
-	// sendMu orders this server's publications to the room, so that a
-	// message ID and its place in every member's stream agree.
+	// sendMu orders this server's publications to the room with in-process
+	// backends, so that message IDs and the order of every member's stream
+	// agree (publish.go). It is never held across a network call.
 	sendMu sync.Mutex
 
 	mu      sync.RWMutex
 	members []*member
-	byName  map[string]*member
-	plain   int // members speaking the plain-text protocol
+	byName  map[string]*member // the newest member of each name
+	plain   int                // members speaking the plain-text protocol
 
-	pmu     sync.Mutex
-	pending map[string]int8 // coalesced presence: +1 joined, -1 left
-	ptimer  *time.Timer
-	pclosed bool
-	pwg     sync.WaitGroup // presence flush in flight
+	// The highest message ID delivered here, and the last ones delivered,
+	// so that a catch-up from the store after a broker outage delivers
+	// each message once. Guarded by seenMu.
+	seenMu sync.Mutex
+	maxID  uint64
+	seen   [64]uint64
+	seenAt int
+	catch  sync.WaitGroup // catch-ups in flight
+
+	presence presence
 }
 
 func newHub(s *Server, name string) *hub {
-	return &hub{srv: s, name: name, byName: make(map[string]*member)}
+	h := &hub{srv: s, name: name, byName: make(map[string]*member)}
+	h.presence.h = h
+	return h
 }
 
-// subscribe starts the room's subscription, once.
-func (h *hub) subscribe(ctx context.Context) error {
+// subscribe starts the room's subscription, once, for the hub's life: its
+// context is the server's, not the request's of the member that opened it.
+func (h *hub) subscribe() error {
 	h.subOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(h.srv.ctx, h.srv.backendTimeout())
+		defer cancel()
 		h.unsub, h.subErr = h.srv.opts.Broker.Subscribe(ctx, h.name, h.receive)
 	})
 	return h.subErr
 }
 
 // close ends the hub once its last member is gone: the pending presence is
-// sent, the timer stopped and waited for, the subscription cancelled.
+// sent, the timer stopped and waited for, the subscription cancelled, and
+// a catch-up in flight waited for.
 func (h *hub) close(ctx context.Context) {
-	h.sendMu.Lock()
-	h.flushPresenceLocked(ctx)
-	h.sendMu.Unlock()
-	h.pmu.Lock()
-	h.pclosed = true
-	if h.ptimer != nil {
-		h.ptimer.Stop()
-		h.ptimer = nil
-	}
-	h.pmu.Unlock()
-	h.pwg.Wait()
+	h.presence.close(ctx)
 	if h.unsub != nil {
 		h.unsub()
 	}
+	h.catch.Wait()
 }
 
 func (h *hub) add(m *member) {
@@ -89,6 +91,11 @@ func (h *hub) remove(m *member) {
 	h.members = h.members[:len(h.members)-1]
 	if h.byName[m.name] == m {
 		delete(h.byName, m.name)
+		for _, o := range h.members { // an older connection of the name, if any
+			if o.name == m.name {
+				h.byName[o.name] = o
+			}
+		}
 	}
 	if m.plain {
 		h.plain--
@@ -103,19 +110,91 @@ func (h *hub) size() int {
 
 // receive is the hub's Broker subscription.
 func (h *hub) receive(p *Publication) {
-	if p.Origin == h.srv.id && p.Type == PubPresence && h.srv.shuttingDown() {
-		return // our own departures, for the other servers: ours are closing
-	}
-	if p.Type == PubRemove {
-		h.mu.RLock()
-		m := h.byName[p.Name]
-		h.mu.RUnlock()
-		if m != nil {
-			m.kill(ReasonRemoved, websocket.StatusPolicyViolation, p.Reason, nil)
+	switch p.Type {
+	case PubPresence:
+		if p.Origin == h.srv.id && h.srv.shuttingDown() {
+			return // our own departures, for the other servers: ours are closing
 		}
+	case PubRemove:
+		h.removeMember(p)
 		return
+	case PubResync:
+		h.catchUp()
+		return
+	case PubMessage:
+		if id := p.Message.ID; id != 0 && !h.firstSight(id) {
+			return
+		}
 	}
 	h.deliver(p, &route{to: p.To, except: p.Except})
+}
+
+// removeMember closes the members a PubRemove names: every connection of
+// the name, or only the one of p.Owner.
+func (h *hub) removeMember(p *Publication) {
+	code, reason := websocket.StatusPolicyViolation, ReasonRemoved
+	if !p.Owner.IsZero() {
+		code, reason = StatusReplaced, ReasonReplaced
+	}
+	h.mu.RLock()
+	var victims []*member
+	for _, m := range h.members {
+		if m.name == p.Name && (p.Owner.IsZero() || m.res.Owner == p.Owner) {
+			victims = append(victims, m)
+		}
+	}
+	h.mu.RUnlock()
+	for _, m := range victims {
+		m.t.kill(reason, code, p.Reason, nil)
+	}
+}
+
+// firstSight records a message ID delivered here and reports whether it is
+// new. IDs mostly arrive in order: only one at or below the highest seen is
+// looked up among the last ones.
+func (h *hub) firstSight(id uint64) bool {
+	h.seenMu.Lock()
+	defer h.seenMu.Unlock()
+	if id <= h.maxID {
+		for _, s := range h.seen {
+			if s == id {
+				return false
+			}
+		}
+	} else {
+		h.maxID = id
+	}
+	h.seen[h.seenAt] = id
+	h.seenAt = (h.seenAt + 1) % len(h.seen)
+	return true
+}
+
+// catchUp delivers, after the broker may have lost publications, the
+// messages the store holds above the highest ID delivered here. It runs on
+// a goroutine of its own, which close waits for: deliver must not block.
+func (h *hub) catchUp() {
+	h.seenMu.Lock()
+	from := h.maxID
+	h.seenMu.Unlock()
+	if from == 0 {
+		return // nothing delivered yet: the members' welcomes hold the history
+	}
+	h.catch.Add(1)
+	go func() {
+		defer h.catch.Done()
+		ctx, cancel := context.WithTimeout(h.srv.ctx, h.srv.backendTimeout())
+		defer cancel()
+		msgs, _, err := h.srv.opts.Store.After(ctx, h.name, from, h.srv.opts.ResumeLimit)
+		if err != nil {
+			h.srv.log.Warn("wsroom: catch-up after a broker outage failed", "room", h.name, "err", err)
+			return
+		}
+		for _, m := range msgs {
+			if h.firstSight(m.ID) {
+				h.deliver(&Publication{Room: h.name, Type: PubMessage, Message: m}, &route{})
+			}
+		}
+	}()
 }
 
 // deliver encodes p once and queues it for every local member on its
@@ -131,14 +210,14 @@ func (h *hub) deliver(p *Publication, r *route) {
 	if len(r.to) > 0 {
 		for _, name := range r.to {
 			if m := h.byName[name]; m != nil && h.admits(r, m) {
-				m.enqueue(e)
+				m.t.send(e)
 				n++
 			}
 		}
 	} else {
 		for _, m := range h.members {
 			if h.admits(r, m) {
-				m.enqueue(e)
+				m.t.send(e)
 				n++
 			}
 		}
@@ -168,25 +247,32 @@ func (h *hub) build(p *Publication) *event {
 	case PubMessage:
 		e.json = encodeMessage(p.Message)
 		e.id = p.Message.ID
-		line(text.Message(p.Message))
+		if plain {
+			line(text.Message(text.escapeMessage(p.Message)))
+		}
 	case PubJoin:
 		e.json = encodeNamed("join", p.Name)
-		line(text.Join(p.Name))
+		if plain {
+			line(text.Join(text.Escape(p.Name)))
+		}
 	case PubLeave:
 		e.json = encodeNamed("leave", p.Name)
-		line(text.Leave(p.Name))
+		if plain {
+			line(text.Leave(text.Escape(p.Name)))
+		}
 	case PubPresence:
 		e.json = encodePresence(p.Joined, p.Left)
 		if plain {
-			for _, l := range text.Presence(p.Joined, p.Left) {
+			for _, l := range text.Presence(text.escapeAll(p.Joined), text.escapeAll(p.Left)) {
 				line(l)
 			}
 		}
 	case PubBinary:
-		if p.Data == nil {
-			p.Data = []byte{}
+		data := p.Data
+		if data == nil {
+			data = []byte{}
 		}
-		e.binary = p.Data
+		e.binary = data
 	default:
 		h.srv.log.Warn("wsroom: unknown publication type", "room", h.name, "type", p.Type)
 		return nil
@@ -194,89 +280,6 @@ func (h *hub) build(p *Publication) *event {
 	return e
 }
 
-// announce tells the room that name joined or left. In a big room, and
-// during shutdown, the announcements are coalesced into one presence event
-// per PresenceInterval (or when the hub closes).
-func (h *hub) announce(ctx context.Context, typ, name string) {
-	t := h.srv.opts.PresenceThreshold
-	if h.srv.shuttingDown() || t > 0 && h.size() >= t {
-		h.pmu.Lock()
-		if !h.pclosed {
-			if h.pending == nil {
-				h.pending = make(map[string]int8)
-			}
-			d := int8(1)
-			if typ == PubLeave {
-				d = -1
-			}
-			if h.pending[name]+d == 0 {
-				delete(h.pending, name)
-			} else {
-				h.pending[name] += d
-			}
-			if h.ptimer == nil {
-				h.ptimer = time.AfterFunc(h.srv.opts.PresenceInterval, h.presenceTick)
-			}
-			h.pmu.Unlock()
-			return
-		}
-		h.pmu.Unlock()
-	}
-	p := &Publication{Room: h.name, Type: typ, Name: name, Origin: h.srv.id}
-	if typ == PubJoin {
-		p.Except = []string{name} // its welcome says it all
-	}
-	h.sendMu.Lock()
-	defer h.sendMu.Unlock()
-	h.flushPresenceLocked(ctx)
-	if err := h.srv.opts.Broker.Publish(ctx, p); err != nil {
-		h.srv.log.Warn("wsroom: announce failed", "room", h.name, "type", typ, "name", name, "err", err)
-	}
-}
-
-func (h *hub) presenceTick() {
-	h.pmu.Lock()
-	if h.pclosed {
-		h.pmu.Unlock()
-		return
-	}
-	h.pwg.Add(1)
-	h.pmu.Unlock()
-	defer h.pwg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h.sendMu.Lock()
-	defer h.sendMu.Unlock()
-	h.flushPresenceLocked(ctx)
-}
-
-// flushPresenceLocked publishes the coalesced presence, if any. Called with
-// sendMu held, before any other publication, so that nobody speaks before
-// its arrival is told.
-func (h *hub) flushPresenceLocked(ctx context.Context) {
-	h.pmu.Lock()
-	pending := h.pending
-	h.pending = nil
-	if h.ptimer != nil {
-		h.ptimer.Stop()
-		h.ptimer = nil
-	}
-	h.pmu.Unlock()
-	if len(pending) == 0 {
-		return
-	}
-	var joined, left []string
-	for name, d := range pending {
-		if d > 0 {
-			joined = append(joined, name)
-		} else {
-			left = append(left, name)
-		}
-	}
-	slices.Sort(joined)
-	slices.Sort(left)
-	p := &Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left, Origin: h.srv.id}
-	if err := h.srv.opts.Broker.Publish(ctx, p); err != nil {
-		h.srv.log.Warn("wsroom: presence failed", "room", h.name, "err", err)
-	}
-}
+// presenceTimeout bounds the publication of coalesced presence from a
+// timer.
+const presenceTimeout = 10 * time.Second

@@ -2,6 +2,7 @@ package wsroom_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
@@ -292,4 +293,32 @@ func TestManyMembersNoneDropped(t *testing.T) {
 	// Queued events were batched: fewer frames than events.
 	s := e.srv.Stats()
 	assert.True(t, fmt.Sprintf("batched: %d frames for %d deliveries", s.FramesOut, s.Deliveries), s.FramesOut < s.Deliveries)
+}
+
+// TestTooBigAtTheHeader: a client that announces a message over the limit
+// and sends only part of it is closed with 1009 at once, not held until
+// the heartbeat drops it.
+func TestTooBigAtTheHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil) // 32 KiB text, 1 MiB binary
+	for _, tc := range []struct {
+		path string
+		op   byte
+		n    int
+	}{
+		{"/echo", 2, 8 << 20},
+		{"/echo", 1, 64 << 10},
+		{"/chat/big", 2, 8 << 20},
+		{"/chat/big", 1, 1 << 20},
+	} {
+		r := e.rawDial(tc.path, "", 0)
+		head := []byte{0x80 | tc.op, 0x80 | 127}
+		head = binary.BigEndian.AppendUint64(head, uint64(tc.n))
+		head = append(head, 1, 2, 3, 4)
+		_, err := r.nc.Write(append(head, make([]byte, 1024)...))
+		assert.Success(t, err)
+		start := time.Now()
+		assert.Equal(t, fmt.Sprintf("%s: %d bytes announced", tc.path, tc.n), 1009, r.closeCode())
+		assert.True(t, "within a second", time.Since(start) < time.Second)
+	}
 }

@@ -1,461 +1,487 @@
 package wsroom
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"net"
+	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
-	"strconv"
-	"sync"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
 
-// event is one server-to-client event, encoded once and shared, read-only,
-// by every member it is queued for.
-type event struct {
-	json   []byte   // one JSON object, for JSON members; nil: not for them
-	plain  [][]byte // text frames for plain members; nil: nothing for them
-	binary []byte   // a binary frame, for every member
-	id     uint64   // the ID of a message event, else 0
-}
-
-// maxBatch bounds the size of a frame that batches queued JSON events.
-const maxBatch = 64 << 10
-
-// Queues and write buffers are taken from pools when a member has something
-// to send and given back when it has sent it, so an idle member holds
-// neither.
-var (
-	queuePool = sync.Pool{New: func() any { q := make([]*event, 0, 16); return &q }}
-	bufPool   = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-)
-
-func getQueue() *[]*event { return queuePool.Get().(*[]*event) }
-
-func putQueue(q *[]*event) {
-	if q == nil || cap(*q) > 1<<14 {
-		return
-	}
-	clear(*q)
-	*q = (*q)[:0]
-	queuePool.Put(q)
-}
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(b *[]byte) {
-	if cap(*b) > maxBatch*2 {
-		return
-	}
-	*b = (*b)[:0]
-	bufPool.Put(b)
-}
-
-// aLongTimeAgo is a deadline in the past, to wake a blocked read or write.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// member is one WebSocket connection of the chat endpoint, from the upgrade
-// until it leaves. Its reading goroutine is the HTTP handler's goroutine,
-// which owns everything below: it starts the writer and the timers and
-// waits for them before ServeHTTP returns. A writer goroutine exists only
-// while the member has queued events.
+// member is a client's membership of a room: joining, speaking, relaying
+// binary messages, asking for history and members, and leaving. It does not
+// know the wire: its transport carries its events and closes it.
+//
+// Its methods run on the transport's reading goroutine, one at a time; the
+// hub reads name and plain, and calls the transport, under its own lock.
 type member struct {
-	srv   *Server
-	conn  *websocket.Conn
-	nc    net.Conn     // the hijacked connection, for deadlines; may be nil
-	fw    *frameWriter // the way out, under the library's buffered writer
-	req   *http.Request
-	room  string
-	plain bool // speaks the plain-text protocol
+	srv    *Server
+	t      transport
+	req    *http.Request      // the upgrade request, for the hooks
+	ctx    context.Context    // the member's life: ends when it leaves or the server shuts down
+	cancel context.CancelFunc // ends ctx
+	room   string
+	plain  bool   // speaks the plain-text protocol
+	connID string // identifies the connection in its reservation
 
-	// Set by the reading goroutine before the member is added to its hub;
-	// read by others only through the hub.
+	// Set before the member is added to its hub; read by others only
+	// through the hub.
 	hub        *hub
 	name       string
-	idx        int // index in hub.members, guarded by hub.mu
-	identified bool
-	identity   string // the name Identify gave
-	since      msgID  // from the URL, for a join that names none
-	peerCode   int    // close code received from the client
-	joined     atomic.Bool
-	connID     string      // identifies the connection in its reservation
 	res        Reservation // the member's name, once reserved
+	idx        int         // index in hub.members, guarded by hub.mu
+	identified bool        // Identify named it: it cannot pick a name
+	identity   string      // the name Identify gave
+	since      msgID       // from the URL, for a join that names none
+	joined     atomic.Bool
 
-	limiter       rateLimiter // used by the reading goroutine only
-	writeLoopFunc func()      // m.writeLoop, bound once
-	frames        int         // frames written, by the writer; counted once it exits
-	stripe        uint32      // which stripe of the striped counters this member adds to
-
-	mu        sync.Mutex
-	queue     *[]*event // events waiting for the writer
-	writing   bool      // a writer goroutine is running
-	hold      bool      // joining: queue events but do not write them yet
-	holdAt    int       // queue length when the hold began
-	closing   bool      // leaving: accept no more events
-	abort     bool      // drop queued events instead of writing them
-	killed    bool      // a reason to close is recorded
-	timersOff bool
-	reason    LeaveReason
-	code      websocket.StatusCode // 0: drop without a close handshake
-	why       string
-	err       error
-	writeErr  error
-	ping      *time.Timer
-	joinTimer *time.Timer
-
-	writer sync.WaitGroup // the writer goroutine
-	timers sync.WaitGroup // timer callbacks in flight
+	limiter   rateLimiter
+	joinTimer ownedTimer
 }
 
-// newMember returns a member for a connection that was just accepted.
-func newMember(s *Server, c *websocket.Conn, nc net.Conn, fw *frameWriter, r *http.Request, room string, plain bool) *member {
+// connSeq numbers the connections of this process.
+var connSeq atomic.Uint64
+
+// newMember returns the membership of a client that was just accepted,
+// admitted by adm. Call start, then handle each message, then leave.
+func newMember(s *Server, t transport, r *http.Request, adm *admission) *member {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(s.ctx, cancel) // the server shuts down
 	m := &member{
-		srv:     s,
-		conn:    c,
-		nc:      nc,
-		fw:      fw,
-		req:     r,
-		room:    room,
-		plain:   plain,
-		limiter: newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
+		srv:        s,
+		t:          t,
+		req:        r,
+		ctx:        ctx,
+		room:       adm.room,
+		plain:      t.isPlain(),
+		connID:     adm.connID,
+		identified: adm.identity != "",
+		identity:   adm.identity,
+		since:      adm.since,
+		limiter:    newRateLimiter(s.opts.RateLimit, s.opts.RateBurst),
 	}
-	m.writeLoopFunc = m.writeLoop // one allocation here, none per write burst
-	m.stripe = nextStripe.Add(1)
-	m.connID = strconv.FormatUint(uint64(m.stripe), 36)
+	m.cancel = func() { stop(); cancel() }
 	return m
 }
 
-// enqueue queues e for the member and starts a writer if none runs. It never
-// blocks on the network: a member whose queue is full is killed as too slow.
-func (m *member) enqueue(e *event) {
-	if m.plain && e.plain == nil && e.binary == nil || !m.plain && e.json == nil && e.binary == nil {
+// start arms the join deadline, or enters the room at once for a member
+// that was admitted with its name.
+func (m *member) start(adm *admission) {
+	if adm.reserved {
+		m.enter(adm.res, adm.replaced, m.since)
 		return
 	}
-	m.mu.Lock()
-	if m.closing || m.abort {
-		m.mu.Unlock()
-		return
+	if jt := m.srv.opts.JoinTimeout; jt > 0 {
+		m.joinTimer.start(jt, m.joinExpired)
 	}
-	if m.queue == nil {
-		m.queue = getQueue()
-	}
-	if limit := m.srv.opts.SendQueue; limit > 0 && len(*m.queue) >= limit {
-		m.mu.Unlock()
-		m.kill(ReasonSlow, websocket.StatusTryAgainLater, "too slow", nil)
-		return
-	}
-	*m.queue = append(*m.queue, e)
-	m.startWriterLocked()
-	m.mu.Unlock()
-}
-
-func (m *member) startWriterLocked() {
-	if m.writing || m.hold || m.queue == nil || len(*m.queue) == 0 {
-		return
-	}
-	m.writing = true
-	m.writer.Add(1)
-	go m.writeLoopFunc()
-}
-
-// writeLoop writes queued events until the queue is empty, then exits.
-func (m *member) writeLoop() {
-	defer m.writer.Done()
-	for {
-		m.mu.Lock()
-		q := m.queue
-		if q == nil || len(*q) == 0 || m.abort || m.hold {
-			m.srv.stats.frames.add(m.stripe, int64(m.frames))
-			m.frames = 0
-			m.writing = false // the next writer may start: it owns frames
-			m.mu.Unlock()
-			return
-		}
-		m.queue = nil
-		timeout := m.srv.opts.WriteTimeout
-		if m.closing {
-			timeout = closeTimeout
-		}
-		m.mu.Unlock()
-
-		err := m.write(*q, timeout)
-		putQueue(q)
-		if err != nil {
-			m.mu.Lock()
-			m.writeErr = err
-			m.abort = true
-			m.mu.Unlock()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				m.kill(ReasonSlow, websocket.StatusTryAgainLater, "write timeout", err)
-			} else {
-				m.kill(ReasonClosed, 0, "", err)
-			}
-		}
-	}
-}
-
-// write sends a batch of events. JSON events are joined with "\n" into as
-// few frames as maxBatch allows; plain lines and binary data go one per
-// frame.
-func (m *member) write(batch []*event, timeout time.Duration) error {
-	if timeout > 0 && m.nc != nil {
-		m.nc.SetWriteDeadline(time.Now().Add(timeout))
-		defer m.nc.SetWriteDeadline(time.Time{})
-	}
-	frames := 0
-	defer func() { m.frames += frames }()
-	if m.plain {
-		for _, e := range batch {
-			if e.binary != nil {
-				if err := m.writeMessage(websocket.MessageBinary, e.binary); err != nil {
-					return err
-				}
-				frames++
-				continue
-			}
-			for _, line := range e.plain {
-				if err := m.writeMessage(websocket.MessageText, line); err != nil {
-					return err
-				}
-				frames++
-			}
-		}
-		return nil
-	}
-	if len(batch) == 1 && batch[0].binary == nil {
-		frames++
-		return m.writeMessage(websocket.MessageText, batch[0].json)
-	}
-	bp := getBuf()
-	defer putBuf(bp)
-	*bp = append((*bp)[:0], make([]byte, maxHeader)...) // room for the header
-	flush := func() error {
-		if len(*bp) == maxHeader {
-			return nil
-		}
-		frames++
-		err := m.writeFramed(websocket.MessageText, *bp)
-		*bp = (*bp)[:maxHeader]
-		return err
-	}
-	for _, e := range batch {
-		if e.binary != nil {
-			if err := flush(); err != nil {
-				return err
-			}
-			frames++
-			if err := m.writeMessage(websocket.MessageBinary, e.binary); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(*bp) > maxHeader && len(*bp)-maxHeader+1+len(e.json) > maxBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if len(*bp) > maxHeader {
-			*bp = append(*bp, '\n')
-		}
-		*bp = append(*bp, e.json...)
-	}
-	return flush()
-}
-
-// writeMessage writes one message in one frame, in one system call.
-func (m *member) writeMessage(typ websocket.MessageType, p []byte) error {
-	return m.fw.writeFrame(opcode(typ), p)
-}
-
-// writeFramed writes b[maxHeader:] as one message; b[:maxHeader] is room
-// for the frame header.
-func (m *member) writeFramed(typ websocket.MessageType, b []byte) error {
-	return m.fw.writeFramed(opcode(typ), b)
-}
-
-func opcode(typ websocket.MessageType) byte {
-	if typ == websocket.MessageBinary {
-		return opBinary
-	}
-	return opText
-}
-
-// kill records why the member must go and wakes its reading goroutine,
-// which then leaves the room and closes the connection. The first reason
-// wins; kill never blocks.
-func (m *member) kill(reason LeaveReason, code websocket.StatusCode, why string, err error) {
-	m.mu.Lock()
-	if m.killed {
-		m.mu.Unlock()
-		return
-	}
-	m.killed = true
-	m.reason, m.code, m.why, m.err = reason, code, why, err
-	if reason == ReasonSlow || code == 0 {
-		m.abort = true // nothing more is worth writing
-	}
-	m.mu.Unlock()
-	if reason == ReasonSlow {
-		m.srv.stats.slow.Add(1)
-	}
-	if m.nc == nil {
-		m.conn.CloseNow()
-		return
-	}
-	m.nc.SetReadDeadline(aLongTimeAgo)
-	if code == 0 {
-		m.conn.CloseNow() // the peer is gone or mute: no close handshake
-	}
-}
-
-// isKilled reports whether kill was called.
-func (m *member) isKilled() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.killed
-}
-
-// startTimers arms the heartbeat and the join deadline.
-func (m *member) startTimers() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if iv := m.srv.opts.PingInterval; iv > 0 {
-		m.ping = time.AfterFunc(iv, m.heartbeat)
-	}
-	if jt := m.srv.opts.JoinTimeout; jt > 0 && !m.joined.Load() {
-		m.joinTimer = time.AfterFunc(jt, m.joinExpired)
-	}
-}
-
-// enterTimer registers a running timer callback, unless the timers are off.
-func (m *member) enterTimer() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.timersOff {
-		return false
-	}
-	m.timers.Add(1)
-	return true
-}
-
-// heartbeat pings the client and drops it if the pong does not come back
-// within PongTimeout.
-func (m *member) heartbeat() {
-	if !m.enterTimer() {
-		return
-	}
-	defer m.timers.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), m.srv.opts.PongTimeout)
-	err := m.conn.Ping(ctx)
-	cancel()
-	if err != nil {
-		m.kill(ReasonTimeout, 0, "no pong", err)
-		return
-	}
-	m.mu.Lock()
-	if !m.timersOff {
-		m.ping.Reset(m.srv.opts.PingInterval)
-	}
-	m.mu.Unlock()
 }
 
 func (m *member) joinExpired() {
-	if !m.enterTimer() {
+	if !m.joined.Load() {
+		m.t.kill(ReasonTimeout, websocket.StatusPolicyViolation, "join timeout", nil)
+	}
+}
+
+// handle processes one message from the client. A panic in a hook is
+// recovered here: the member is closed with 1011, leaves as usual, and the
+// panic is logged with its stack.
+func (m *member) handle(typ websocket.MessageType, data []byte) {
+	defer m.recoverHook("message")
+	if !m.limiter.allow(time.Now()) {
+		if m.limiter.sustained() {
+			m.t.kill(ReasonPolicy, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
+			return
+		}
+		m.sendError(CodeRateLimited)
 		return
 	}
-	defer m.timers.Done()
-	if !m.joined.Load() {
-		m.kill(ReasonTimeout, websocket.StatusPolicyViolation, "join timeout", nil)
-	}
-}
-
-// stopJoinTimer is called once the member joined.
-func (m *member) stopJoinTimer() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.joinTimer != nil {
-		m.joinTimer.Stop()
-		m.joinTimer = nil
-	}
-}
-
-// stopTimers turns the timers off; callbacks already running are waited for
-// by close.
-func (m *member) stopTimers() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.timersOff = true
-	if m.ping != nil {
-		m.ping.Stop()
-	}
-	if m.joinTimer != nil {
-		m.joinTimer.Stop()
-	}
-}
-
-// close ends the connection the way the recorded reason asks, after the
-// writer has sent what it may still send, and waits for every goroutine the
-// member started.
-func (m *member) close() {
-	m.stopTimers()
-	m.mu.Lock()
-	m.closing = true
-	m.hold = false
-	code, why := m.code, m.why
-	m.mu.Unlock()
-
-	if code == 0 {
-		m.conn.CloseNow()
-		m.writer.Wait()
-	} else {
-		// Let the writer send what is queued (an error event explaining the
-		// close, say), within closeTimeout.
-		if m.nc != nil {
-			m.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
+	switch typ {
+	case websocket.MessageText:
+		if !utf8.Valid(data) {
+			m.t.kill(ReasonPolicy, websocket.StatusInvalidFramePayloadData, "invalid UTF-8", nil)
+			return
 		}
-		m.writer.Wait()
-		m.mu.Lock()
-		writeErr := m.writeErr
-		m.mu.Unlock()
-		if writeErr != nil {
-			m.conn.CloseNow()
+		if m.plain {
+			m.handleLine(string(data))
 		} else {
-			if m.nc != nil {
-				// Bound the close handshake, and undo the deadline that woke
-				// the reader so that the peer's close frame can be read.
-				m.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
-				m.nc.SetReadDeadline(time.Now().Add(closeTimeout))
-			}
-			m.conn.Close(code, why)
+			m.handleFrame(data)
 		}
+	case websocket.MessageBinary:
+		if m.srv.opts.NoBinary {
+			m.t.kill(ReasonPolicy, websocket.StatusUnsupportedData, "binary messages are not accepted", nil)
+			return
+		}
+		if !m.joined.Load() {
+			m.sendError(CodeNotJoined)
+			return
+		}
+		m.relay(data)
 	}
-	m.timers.Wait()
-	m.mu.Lock()
-	q := m.queue
-	m.queue = nil
-	m.mu.Unlock()
-	putQueue(q)
 }
 
-// closeTimeout bounds each half of a close handshake.
-const closeTimeout = 5 * time.Second
+// recoverHook turns a panic on the member's goroutine (in a hook, say) into
+// a close with 1011. Deferred directly.
+func (m *member) recoverHook(during string) {
+	if v := recover(); v != nil {
+		m.srv.log.Error("wsroom: panic in a hook; the member is closed with 1011", "during", during,
+			"room", m.room, "name", m.name, "panic", v, "stack", string(debug.Stack()))
+		m.t.kill(ReasonError, websocket.StatusInternalError, "internal error", fmt.Errorf("wsroom: panic: %v", v))
+	}
+}
 
-// send queues an event for this member alone.
-func (m *member) send(e *event) { m.enqueue(e) }
+// handleFrame handles a frame of the JSON protocol.
+func (m *member) handleFrame(data []byte) {
+	f, err := decodeClientFrame(data)
+	if err != nil {
+		m.srv.log.Debug("wsroom: bad frame", "room", m.room, "err", err)
+		m.sendError(CodeBadRequest)
+		return
+	}
+	switch f.Type {
+	case "join":
+		if m.joined.Load() {
+			if !m.identified { // an identified member's client may still send a join
+				m.sendError(CodeAlreadyJoined)
+			}
+			return
+		}
+		name, since := f.Name, f.Since
+		if !since.set {
+			since = m.since
+		}
+		m.join(name, since)
+	case "message":
+		if !m.joined.Load() {
+			m.sendError(CodeNotJoined)
+			return
+		}
+		m.say(f.Text)
+	case "history":
+		if !m.joined.Load() {
+			m.sendError(CodeNotJoined)
+			return
+		}
+		m.history(f.Before, f.Limit)
+	case "members":
+		if !m.joined.Load() {
+			m.sendError(CodeNotJoined)
+			return
+		}
+		m.members(f.After, f.Limit)
+	default:
+		m.sendError(CodeBadRequest)
+	}
+}
 
-// sendError queues an error event for this member alone.
-func (m *member) sendError(code, message string) {
+// handleLine handles a line of the plain-text protocol.
+func (m *member) handleLine(line string) {
+	text := m.srv.opts.Text
+	name, isLogin := text.Login(line)
+	if !m.joined.Load() {
+		if !isLogin {
+			m.sendError(CodeNotJoined)
+			return
+		}
+		m.join(name, m.since)
+		return
+	}
+	if isLogin {
+		if !m.identified { // an identified member's page may still log in
+			m.sendError(CodeAlreadyJoined)
+		}
+		return
+	}
+	if t := text.Inbound(m.name, line); t != "" {
+		m.say(t)
+	}
+}
+
+// join runs the admission of a join request and enters the room. Failures
+// are reported to the client, which may try again.
+func (m *member) join(name string, since msgID) {
+	s := m.srv
+	if m.identified {
+		name = m.identity
+	}
+	res, replaced, rj := s.admitName(m.ctx, m.req, m.room, name, m.connID, since.set, m.identified)
+	if rj != nil {
+		m.sendError(rj.Code, rj.Message)
+		return
+	}
+	m.enter(res, replaced, since)
+}
+
+// enter makes the member, whose name res holds, part of the room, and sends
+// it its welcome. replaced is the holder its reservation took over, if any:
+// then the name never left the room and no arrival is announced.
+func (m *member) enter(res Reservation, replaced Owner, since msgID) {
+	s := m.srv
+	h, err := s.acquire(m.ctx, m.room)
+	if err != nil {
+		s.releaseName(m.ctx, res)
+		if errors.Is(err, errTooManyRooms) {
+			m.sendError(CodeServerFull)
+			return
+		}
+		s.log.Error("wsroom: subscribe failed", "room", m.room, "err", err)
+		m.sendError(CodeUnavailable)
+		return
+	}
+	if !replaced.IsZero() {
+		s.evict(m.ctx, res, replaced)
+	}
+
+	// From here on the member receives the room's events, held back until
+	// its welcome is ready so that the welcome comes first and no message
+	// is both in the welcome's history and after it.
+	m.t.hold()
+	m.name, m.res, m.hub = res.Name, res, h
+	h.add(m)
+	m.joined.Store(true)
+	m.joinTimer.cancel()
+	s.stats.members.Add(1)
+	if replaced.IsZero() {
+		h.announce(m.ctx, PubJoin, res.Name)
+	}
+	w, last := m.welcome(since)
+	m.t.release(w, func(e *event) bool { return e.id == 0 || e.id > last })
+}
+
+// welcome builds the member's welcome: the first page of members and the
+// recent history, or what it missed since the ID it resumes from. last is
+// the highest message ID the welcome holds.
+func (m *member) welcome(since msgID) (*event, uint64) {
+	s := m.srv
+	w := welcome{Room: m.room, Name: m.name}
+	last := since.v
+	ctx, cancel := s.backendCtx(m.ctx)
+	defer cancel()
+	var err error
+	if since.set {
+		var complete bool
+		w.History, complete, err = s.opts.Store.After(ctx, m.room, since.v, s.opts.ResumeLimit)
+		w.Gap = !complete
+		if err == nil && w.Gap && len(w.History) == 0 && s.opts.WelcomeHistory > 0 {
+			w.History, err = s.opts.Store.Recent(ctx, m.room, s.opts.WelcomeHistory)
+		}
+	} else if s.opts.WelcomeHistory > 0 {
+		w.History, err = s.opts.Store.Recent(ctx, m.room, s.opts.WelcomeHistory)
+	}
+	if err != nil {
+		s.log.Warn("wsroom: history unavailable for welcome", "room", m.room, "err", err)
+		w.History, w.Gap = nil, since.set
+	}
+	if n := len(w.History); n > 0 {
+		last = max(last, w.History[n-1].ID)
+	}
+	var cut bool
+	if w.History, cut = fitBytes(w.History, s.opts.HistoryBytes); cut && since.set {
+		w.Gap = true
+	}
+	if w.Members, w.Count, err = s.opts.Store.Members(ctx, m.room, "", s.opts.MembersPage); err != nil {
+		s.log.Warn("wsroom: members unavailable for welcome", "room", m.room, "err", err)
+		w.Members, w.Count = []string{m.name}, 1
+	}
 	e := &event{}
 	if m.plain {
-		if line := m.srv.opts.Text.Error(code, message); line != "" {
+		for _, l := range s.opts.Text.welcome(WelcomeInfo{Room: m.room, Name: m.name, Members: w.Members, Count: w.Count, History: w.History}) {
+			e.plain = append(e.plain, []byte(l))
+		}
+		if e.plain == nil {
+			e.plain = [][]byte{}
+		}
+	} else {
+		e.json = encodeWelcome(w)
+	}
+	return e, last
+}
+
+// fitBytes keeps the most recent messages of ms that fit in limit bytes
+// (limit < 0: all), and reports whether it dropped any.
+func fitBytes(ms []Message, limit int64) ([]Message, bool) {
+	if limit < 0 {
+		return ms, false
+	}
+	var n int64
+	for i := len(ms) - 1; i >= 0; i-- {
+		n += int64(len(ms[i].From) + len(ms[i].Text) + msgOverhead)
+		if n > limit {
+			return ms[i+1:], true
+		}
+	}
+	return ms, false
+}
+
+// onMessage runs the OnMessage hook, if any, on what the member sent: ok
+// is false when the message goes no further (refused, with an error event,
+// or dropped).
+func (m *member) onMessage(ev MessageEvent) (reply MessageReply, ok bool) {
+	hook := m.srv.opts.Hooks.OnMessage
+	if hook == nil {
+		return MessageReply{}, true
+	}
+	ev.Request, ev.Room, ev.From = m.req, m.room, m.name
+	reply, err := hook(m.ctx, ev)
+	if err != nil {
+		rj := asReject(err, CodeMessageRefused)
+		m.sendError(rj.Code, rj.Message)
+		return reply, false
+	}
+	return reply, !reply.Drop
+}
+
+// say sends a text message from the member to the room.
+func (m *member) say(text string) {
+	s := m.srv
+	reply, ok := m.onMessage(MessageEvent{Text: text})
+	if !ok {
+		return
+	}
+	if reply.Text != "" {
+		text = reply.Text
+	}
+	msg := Message{From: m.name, Text: text, Time: time.Now()}
+	if _, err := s.publishMessage(m.ctx, m.room, msg, &route{}); err != nil {
+		s.log.Error("wsroom: message not sent", "room", m.room, "from", m.name, "err", err)
+		m.sendError(CodeUnavailable)
+	}
+}
+
+// relay sends a binary message from the member to the other members.
+func (m *member) relay(data []byte) {
+	s := m.srv
+	reply, ok := m.onMessage(MessageEvent{Binary: true, Data: data})
+	if !ok {
+		return
+	}
+	if reply.Data != nil {
+		data = reply.Data
+	}
+	p := &Publication{Room: m.room, Type: PubBinary, Name: m.name, Data: bytes.Clone(data)}
+	if err := s.publish(m.ctx, p, &route{except: []string{m.name}}); err != nil {
+		s.log.Error("wsroom: binary message not sent", "room", m.room, "from", m.name, "err", err)
+		m.sendError(CodeUnavailable)
+	}
+}
+
+// historyCostUnit is how many bytes of a history page cost one more frame
+// of the rate limit.
+const historyCostUnit = 16 << 10
+
+// history answers a history request with a page of messages before an ID,
+// or the most recent ones, bounded by HistoryPage and HistoryBytes. A page
+// costs the rate limit one frame per historyCostUnit of bytes.
+func (m *member) history(before msgID, limit int) {
+	s := m.srv
+	if limit <= 0 || limit > s.opts.HistoryPage {
+		limit = s.opts.HistoryPage
+	}
+	ctx, cancel := s.backendCtx(m.ctx)
+	defer cancel()
+	var msgs []Message
+	var err error
+	if before.set {
+		msgs, err = s.opts.Store.Before(ctx, m.room, before.v, limit+1)
+	} else {
+		msgs, err = s.opts.Store.Recent(ctx, m.room, limit+1)
+	}
+	if err != nil {
+		s.log.Error("wsroom: history failed", "room", m.room, "err", err)
+		m.sendError(CodeUnavailable)
+		return
+	}
+	more := len(msgs) > limit
+	if more {
+		msgs = msgs[1:]
+	}
+	msgs, cut := fitBytes(msgs, s.opts.HistoryBytes)
+	e := &event{json: encodeHistory(msgs, more || cut)}
+	m.limiter.charge(float64(len(e.json)) / historyCostUnit)
+	m.t.send(e)
+}
+
+// members answers a members request with a page of the member list.
+func (m *member) members(after string, limit int) {
+	s := m.srv
+	if limit <= 0 || limit > s.opts.MembersPage {
+		limit = s.opts.MembersPage
+	}
+	ctx, cancel := s.backendCtx(m.ctx)
+	defer cancel()
+	names, count, err := s.opts.Store.Members(ctx, m.room, after, limit+1)
+	if err != nil {
+		s.log.Error("wsroom: members failed", "room", m.room, "err", err)
+		m.sendError(CodeUnavailable)
+		return
+	}
+	more := len(names) > limit
+	if more {
+		names = names[:limit]
+	}
+	e := &event{json: encodeMembers(names, count, more)}
+	m.limiter.charge(float64(len(e.json)) / historyCostUnit)
+	m.t.send(e)
+}
+
+// leave runs once the transport stopped reading: the member leaves the
+// room (the store, the other members and the OnLeave hook learn of it).
+// Its departure is announced only if it still held its name: not when a
+// newer connection replaced it or its server lost the name's lease.
+func (m *member) leave() {
+	s := m.srv
+	m.joinTimer.stop()
+	defer m.cancel()
+	if !m.joined.Load() {
+		return
+	}
+	// What follows must happen even when the server is shutting down.
+	ctx := context.WithoutCancel(m.ctx)
+	reason, code, err := m.t.ended()
+	h := m.hub
+	h.remove(m)
+	s.stats.members.Add(-1)
+	if s.releaseName(ctx, m.res) {
+		h.announce(ctx, PubLeave, m.name)
+	}
+	level := slog.LevelDebug
+	if reason != ReasonClosed && reason != ReasonShutdown {
+		level = slog.LevelInfo // the server's decision: worth a line
+	}
+	s.log.Log(ctx, level, "wsroom: member left", "room", m.room, "name", m.name, "reason", reason.String(), "code", code, "err", err)
+	if hook := s.opts.Hooks.OnLeave; hook != nil {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					s.log.Error("wsroom: panic in OnLeave", "room", m.room, "name", m.name, "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
+			hook(ctx, LeaveEvent{Room: m.room, Name: m.name, Reason: reason, Code: code, Err: err})
+		}()
+	}
+	s.release(ctx, h)
+}
+
+// sendError queues an error event for this member alone. The message is
+// the code's fixed text unless one is given (a hook's RejectError).
+func (m *member) sendError(code string, message ...string) {
+	msg := errorText(code)
+	if len(message) > 0 && message[0] != "" {
+		msg = message[0]
+	}
+	e := &event{}
+	if m.plain {
+		if line := m.srv.opts.Text.error(code, msg); line != "" {
 			e.plain = [][]byte{[]byte(line)}
 		}
 	} else {
-		e.json = encodeError(code, message)
+		e.json = encodeError(code, msg)
 	}
-	m.send(e)
+	m.t.send(e)
 }

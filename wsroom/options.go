@@ -35,11 +35,18 @@ type Options struct {
 	// WebSocket hijacking); prefer OriginPatterns. Default false.
 	InsecureSkipVerify bool
 
-	// MaxMessageBytes is the largest message a client may send, after
-	// reassembly of fragments; a bigger one closes the connection with
-	// 1009. It also bounds the echo endpoint. Default 32 KiB; negative: no
+	// MaxMessageBytes is the largest text message a client may send,
+	// after reassembly of fragments; a bigger one closes the connection
+	// with 1009, as soon as a frame header announces it. It bounds chat
+	// messages and the echo endpoint's text. Default 32 KiB; negative: no
 	// limit.
 	MaxMessageBytes int64
+
+	// MaxBinaryBytes is the largest binary message a client may send (a
+	// drawing relayed to the room, or echoed); a bigger one closes the
+	// connection with 1009 at its header. Default 1 MiB; negative: no
+	// limit.
+	MaxBinaryBytes int64
 
 	// MaxNameLength is the longest member name, in characters, after
 	// trimming. Default 32; negative: no limit.
@@ -61,6 +68,17 @@ type Options struct {
 	// limit.
 	MaxMembers int
 
+	// MaxRooms is the most rooms with members on this server; a join that
+	// would open one more gets a server_full error. With the default store
+	// bounds, it caps what a crowd of clients each opening its own room can
+	// make the server hold. Default 10000; negative: no limit.
+	MaxRooms int
+
+	// Duplicates says what happens when a member named by the Identify
+	// hook connects while its name is taken in the room (a second tab of
+	// the same user). Default DuplicateReplace.
+	Duplicates DuplicatePolicy
+
 	// SendQueue is how many events may wait for one member while its
 	// connection is busy. A member whose queue overflows is too slow: it is
 	// closed with 1013 and leaves with ReasonSlow, so that it never holds
@@ -69,6 +87,13 @@ type Options struct {
 	// Default 1024; negative: unbounded (a stalled client then holds
 	// memory until WriteTimeout closes it).
 	SendQueue int
+
+	// SendQueueBytes bounds the bytes waiting for one member, counting
+	// what is being written; passing it is also too slow (1013). A single
+	// event larger than the bound is still sent to a member with nothing
+	// else queued. It is the most one connection that reads nothing can
+	// make the server hold. Default 4 MiB; negative: unbounded.
+	SendQueueBytes int64
 
 	// PingInterval is how often the server pings each connection; a
 	// connection that does not answer within PongTimeout is dropped and
@@ -81,9 +106,10 @@ type Options struct {
 	// PongTimeout is how long a ping waits for its pong. Default 15s.
 	PongTimeout time.Duration
 
-	// WriteTimeout bounds each write to a connection; a connection that
-	// accepts no data for this long is dropped as too slow. Default 10s;
-	// negative: no timeout.
+	// WriteTimeout bounds the write of each frame: a connection that
+	// cannot take a frame within it is dropped as too slow (1013). A frame
+	// is at most 64 KiB of batched events, one plain-text line, or one
+	// binary message. Default 10s; negative: no timeout.
 	WriteTimeout time.Duration
 
 	// JoinTimeout is how long a connection may stay open without joining;
@@ -103,6 +129,19 @@ type Options struct {
 	// 100.
 	HistoryPage int
 
+	// HistoryBytes bounds the messages of a history page and of a
+	// welcome, in bytes (a message counts its sender's name and text plus
+	// 64): the oldest are left out, and the page says more. A page also
+	// costs the rate limit one frame per 16 KiB. Default 256 KiB; negative:
+	// no bound.
+	HistoryBytes int64
+
+	// MembersPage is how many member names a welcome carries (with the
+	// count of all members) and the largest page of a members request, so
+	// that a join into a big room costs the same as into a small one.
+	// Default 100.
+	MembersPage int
+
 	// PresenceThreshold is the room size, on this server, from which
 	// join and leave announcements are coalesced into presence events sent
 	// every PresenceInterval, instead of one announcement per member. This
@@ -120,8 +159,25 @@ type Options struct {
 	NoBinary bool
 
 	// Store keeps member names and history. Default: a MemoryStore with its
-	// defaults (1000 messages per room).
+	// defaults (1000 messages and 1 MiB per room, 64 MiB in all).
 	Store Store
+
+	// BackendTimeout bounds each call to the Store and the Broker, unless
+	// both are the in-process defaults. A member whose call times out gets
+	// an unavailable error and may try again. Default 5s.
+	BackendTimeout time.Duration
+
+	// LeaseTime is how long the names this server's members hold in the
+	// Store outlive the server: if it stops refreshing them (it crashed),
+	// they are gone from every member list after at most LeaseTime, and
+	// their departures are announced by another server at its next
+	// refresh. Default 15s.
+	LeaseTime time.Duration
+
+	// LeaseRefresh is how often the server refreshes its lease, in one
+	// Store call for all of its members. It must be shorter than
+	// LeaseTime. Default 5s.
+	LeaseRefresh time.Duration
 
 	// Broker carries events between the servers of a room. Default: a
 	// MemoryBroker, for a single process.
@@ -157,6 +213,23 @@ func (opts *Options) cloneWithDefaults() (*Options, error) {
 		}
 	}
 	def(&o.MaxMessageBytes, 32<<10)
+	def(&o.MaxBinaryBytes, 1<<20)
+	def(&o.SendQueueBytes, 4<<20)
+	def(&o.HistoryBytes, 256<<10)
+	def(&o.MembersPage, 100)
+	def(&o.MaxRooms, 10000)
+	def(&o.BackendTimeout, 5*time.Second)
+	def(&o.LeaseTime, 15*time.Second)
+	def(&o.LeaseRefresh, 5*time.Second)
+	if o.MembersPage < 0 || o.BackendTimeout < 0 || o.LeaseTime < 0 || o.LeaseRefresh < 0 {
+		return nil, fmt.Errorf("%w: MembersPage, BackendTimeout, LeaseTime and LeaseRefresh cannot be negative", ErrBadOptions)
+	}
+	if o.LeaseRefresh >= o.LeaseTime {
+		return nil, fmt.Errorf("%w: LeaseRefresh (%v) must be shorter than LeaseTime (%v)", ErrBadOptions, o.LeaseRefresh, o.LeaseTime)
+	}
+	if o.Duplicates != DuplicateReplace && o.Duplicates != DuplicateRefuse {
+		return nil, fmt.Errorf("%w: Duplicates %d", ErrBadOptions, o.Duplicates)
+	}
 	def(&o.MaxNameLength, 32)
 	def(&o.RateLimit, 20)
 	if o.RateBurst < 0 {
@@ -191,6 +264,20 @@ func (opts *Options) cloneWithDefaults() (*Options, error) {
 	}
 	return &o, nil
 }
+
+// DuplicatePolicy says what happens when a member named by the Identify
+// hook connects while its name is taken in the room.
+type DuplicatePolicy int
+
+const (
+	// DuplicateReplace gives the name to the newer connection and closes
+	// the older one with StatusReplaced (4001), wherever it is connected.
+	// The room sees no departure and no arrival: the name never left it.
+	DuplicateReplace DuplicatePolicy = iota
+	// DuplicateRefuse refuses the newer connection's upgrade with 409
+	// Conflict.
+	DuplicateRefuse
+)
 
 func def[T int | int64 | float64 | time.Duration](v *T, d T) {
 	if *v == 0 {

@@ -53,7 +53,8 @@ func TestSeedPage(t *testing.T) {
 	assert.Equal(t, "framed", `小明说 :"just text"`, page1.line())
 	assert.Equal(t, "JSON text", "just text", js.until("message").Text)
 	page2.sendText(`黄晓安说 :"I am not 小明"`)
-	assert.Equal(t, "no spoofing", `小明说 :"黄晓安说 :"I am not 小明""`, page1.line())
+	// (Quotes are HTML-escaped: the page shows them as typed.)
+	assert.Equal(t, "no spoofing", `小明说 :"黄晓安说 :&#34;I am not 小明&#34;"`, page1.line())
 	js.until("message")
 	page2.line() // its own two lines
 	page2.line()
@@ -69,7 +70,7 @@ func TestSeedPage(t *testing.T) {
 	assert.Equal(t, "history 1", `黄晓安说 :"你好"`, page3.line())
 	assert.Equal(t, "history 2", `alice说 :"hello"`, page3.line())
 	assert.Equal(t, "history 3", `小明说 :"just text"`, page3.line())
-	assert.Equal(t, "history 4", `小明说 :"黄晓安说 :"I am not 小明""`, page3.line())
+	assert.Equal(t, "history 4", `小明说 :"黄晓安说 :&#34;I am not 小明&#34;"`, page3.line())
 }
 
 func TestPlainErrors(t *testing.T) {
@@ -98,8 +99,8 @@ func TestCustomTextFormat(t *testing.T) {
 		Message: func(m wsroom.Message) string { return "<" + m.From + "> " + m.Text },
 		Join:    func(name string) string { return "* " + name + " joined" },
 		Leave:   func(name string) string { return "* " + name + " left" },
-		Welcome: func(room, name string, members []string, history []wsroom.Message) []string {
-			return []string{"welcome to " + room + ", " + name}
+		Welcome: func(w wsroom.WelcomeInfo) []string {
+			return []string{"welcome to " + w.Room + ", " + w.Name}
 		},
 		Error: func(code, message string) string { return "! " + code },
 	}})

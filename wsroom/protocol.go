@@ -21,7 +21,32 @@ const (
 	CodeJoinRefused    = "join_refused"    // the OnJoin hook refused
 	CodeMessageRefused = "message_refused" // the OnMessage hook refused
 	CodeUnavailable    = "unavailable"     // the store or broker failed; retry later
+	CodeServerFull     = "server_full"     // this server has its maximum of rooms
 )
+
+// errorTexts are the messages of the error codes: fixed, so that nothing
+// internal reaches a client; the details go to the log.
+var errorTexts = map[string]string{
+	CodeBadRequest:     "the frame is not a valid request",
+	CodeBadName:        "the name is not allowed: it must be 1 to the longest allowed characters, with no control, format or separator characters",
+	CodeNameTaken:      "the name is taken in this room",
+	CodeRoomFull:       "the room is full",
+	CodeNotJoined:      "join the room first",
+	CodeAlreadyJoined:  "already joined",
+	CodeRateLimited:    "too many messages; this one was dropped",
+	CodeJoinRefused:    "join refused",
+	CodeMessageRefused: "message refused",
+	CodeUnavailable:    "the room is unavailable; try again later",
+	CodeServerFull:     "the server is full; try again later",
+}
+
+// errorText returns the fixed message of an error code.
+func errorText(code string) string {
+	if t, ok := errorTexts[code]; ok {
+		return t
+	}
+	return code
+}
 
 const hexDigits = "0123456789abcdef"
 
@@ -143,7 +168,8 @@ func encodePresence(joined, left []string) []byte {
 type welcome struct {
 	Room    string
 	Name    string
-	Members []string
+	Members []string // the first page
+	Count   int      // all members
 	History []Message
 	Gap     bool // a resume could not be filled completely
 }
@@ -155,6 +181,8 @@ func encodeWelcome(w welcome) []byte {
 	b = appendString(b, w.Name)
 	b = append(b, `,"members":`...)
 	b = appendStrings(b, w.Members)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, int64(w.Count), 10)
 	b = append(b, `,"history":`...)
 	b = appendMessages(b, w.History)
 	if w.Gap {
@@ -166,6 +194,16 @@ func encodeWelcome(w welcome) []byte {
 func encodeHistory(ms []Message, more bool) []byte {
 	b := []byte(`{"type":"history","messages":`)
 	b = appendMessages(b, ms)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	return append(b, '}')
+}
+
+func encodeMembers(names []string, count int, more bool) []byte {
+	b := []byte(`{"type":"members","members":`)
+	b = appendStrings(b, names)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
 	b = append(b, `,"more":`...)
 	b = strconv.AppendBool(b, more)
 	return append(b, '}')

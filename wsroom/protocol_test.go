@@ -145,7 +145,7 @@ func referenceDecode(b []byte) (clientFrame, error) {
 		*dst = msgID{v: u, set: true}
 		return nil
 	}
-	for _, err := range []error{str("type", &f.Type), str("name", &f.Name), str("text", &f.Text), id("since", &f.Since), id("before", &f.Before)} {
+	for _, err := range []error{str("type", &f.Type), str("name", &f.Name), str("text", &f.Text), str("after", &f.After), id("since", &f.Since), id("before", &f.Before)} {
 		if err != nil {
 			return f, err
 		}

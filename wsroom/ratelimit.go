@@ -34,6 +34,16 @@ func (l *rateLimiter) allow(now time.Time) bool {
 	return false
 }
 
+// charge takes cost more tokens for what a frame asked of the server (a
+// page of history, say). The bucket may go below zero: the frames that
+// follow wait until it refills.
+func (l *rateLimiter) charge(cost float64) {
+	if l.rate <= 0 || cost <= 0 {
+		return
+	}
+	l.tokens -= cost
+}
+
 // sustained reports whether the connection kept sending over the limit for
 // more than a whole burst of refused frames.
 func (l *rateLimiter) sustained() bool {

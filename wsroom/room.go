@@ -1,12 +1,13 @@
 package wsroom
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Room is a handle on one room of a Server: the server side of the room's
@@ -63,13 +64,14 @@ func (r *Room) Broadcast(ctx context.Context, m Message, opts ...BroadcastOption
 }
 
 // BroadcastBinary sends data as a binary frame to the room's members. It
-// is not kept in the history.
+// is not kept in the history. data is copied: the caller may reuse it once
+// BroadcastBinary returns.
 func (r *Room) BroadcastBinary(ctx context.Context, data []byte, opts ...BroadcastOption) error {
 	if err := r.check("broadcast"); err != nil {
 		return err
 	}
 	rt := makeRoute(opts)
-	return r.s.publish(ctx, &Publication{Room: r.name, Type: PubBinary, Data: data}, &rt)
+	return r.s.publish(ctx, &Publication{Room: r.name, Type: PubBinary, Data: bytes.Clone(data)}, &rt)
 }
 
 // Members returns the names of the room's members, on every server, sorted.
@@ -81,11 +83,20 @@ func (r *Room) Members(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// Count returns how many members the room has, on every server.
+func (r *Room) Count(ctx context.Context) (int, error) {
+	_, n, err := r.s.opts.Store.Members(ctx, r.name, "", 1)
+	if err != nil {
+		return 0, fmt.Errorf("wsroom: members of %q: %w", r.name, err)
+	}
+	return n, nil
+}
+
 // Remove closes the named member's connection, on whichever server it is,
-// with close code 1008 and reason (at most 123 bytes are sent). The member
-// leaves with ReasonRemoved; its departure is announced as usual. Remove
-// fails with an error wrapping ErrNotMember when nobody of that name is in
-// the room.
+// with close code 1008 and reason (cut, on a character boundary, to the
+// 123 bytes a close frame holds). The member leaves with ReasonRemoved;
+// its departure is announced as usual. Remove fails with an error wrapping
+// ErrNotMember when nobody of that name is in the room.
 func (r *Room) Remove(ctx context.Context, name, reason string) error {
 	if err := r.check("remove"); err != nil {
 		return err
@@ -97,72 +108,20 @@ func (r *Room) Remove(ctx context.Context, name, reason string) error {
 	if _, found := slices.BinarySearch(names, name); !found {
 		return fmt.Errorf("wsroom: remove %q from %q: %w", name, r.name, ErrNotMember)
 	}
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
+	reason = truncateUTF8(reason, maxCloseReason)
 	return r.s.publish(ctx, &Publication{Room: r.name, Type: PubRemove, Name: name, Reason: reason}, &route{})
 }
 
-// publishMessage stores m (unless it is addressed to some members only) and
-// publishes it, in order with this server's other publications to the room.
-func (s *Server) publishMessage(ctx context.Context, room string, m Message, rt *route) (Message, error) {
-	h := s.lookup(room)
-	if h != nil {
-		h.sendMu.Lock()
-		defer h.sendMu.Unlock()
-		h.flushPresenceLocked(ctx)
-	}
-	if rt.filter != nil {
-		if h != nil {
-			h.deliver(&Publication{Room: room, Type: PubMessage, Message: m}, rt)
-		}
-		return m, nil
-	}
-	if len(rt.to) == 0 {
-		var err error
-		if m, err = s.opts.Store.Append(ctx, room, m); err != nil {
-			return Message{}, fmt.Errorf("wsroom: store message in %q: %w", room, err)
-		}
-	}
-	p := &Publication{Room: room, Type: PubMessage, Message: m, To: rt.to, Except: rt.except, Origin: s.id}
-	if err := s.opts.Broker.Publish(ctx, p); err != nil {
-		return m, fmt.Errorf("wsroom: publish to %q: %w", room, err)
-	}
-	return m, nil
-}
+// maxCloseReason is the most bytes of reason a close frame holds.
+const maxCloseReason = 123
 
-// publish sends a publication that is not stored, in order with this
-// server's other publications to the room. A filtered one is delivered to
-// this server's members only.
-func (s *Server) publish(ctx context.Context, p *Publication, rt *route) error {
-	h := s.lookup(p.Room)
-	if h != nil {
-		h.sendMu.Lock()
-		defer h.sendMu.Unlock()
-		h.flushPresenceLocked(ctx)
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	if rt.filter != nil {
-		if h != nil {
-			h.deliver(p, rt)
-		}
-		return nil
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	p.To, p.Except, p.Origin = rt.to, rt.except, s.id
-	if err := s.opts.Broker.Publish(ctx, p); err != nil {
-		return fmt.Errorf("wsroom: publish to %q: %w", p.Room, err)
-	}
-	return nil
-}
-
-// errorCode maps a store error to the error event a client sees.
-func errorCode(err error) string {
-	switch {
-	case errors.Is(err, ErrNameTaken):
-		return CodeNameTaken
-	case errors.Is(err, ErrRoomFull):
-		return CodeRoomFull
-	case errors.Is(err, ErrBadName):
-		return CodeBadName
-	}
-	return CodeUnavailable
+	return s[:n]
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,14 +21,18 @@ import (
 // the first join creates a room's state on this server and the last leave
 // tears it down. Call Shutdown to close every connection.
 type Server struct {
-	opts  *Options
-	log   *slog.Logger
-	stats counters
-	id    string // tells this server's publications from others'
+	opts      *Options
+	log       *slog.Logger
+	stats     counters
+	id        string             // tells this server's publications from others'
+	inProcess bool               // the store and broker are MemoryStore and MemoryBroker
+	ctx       context.Context    // the server's life: ends with Shutdown
+	cancel    context.CancelFunc // ends ctx
+	lease     lease
 
 	mu       sync.Mutex
 	hubs     map[string]*hub
-	conns    map[*member]struct{}
+	conns    map[*wsConn]struct{}
 	active   int // handlers running
 	shutdown bool
 	done     chan struct{} // closed when shutdown and active == 0
@@ -46,33 +51,44 @@ func New(opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		opts:  o,
-		log:   o.Logger,
-		id:    rand.Text(),
-		hubs:  make(map[string]*hub),
-		conns: make(map[*member]struct{}),
-		done:  make(chan struct{}),
-	}, nil
+	_, memStore := o.Store.(*MemoryStore)
+	_, memBroker := o.Broker.(*MemoryBroker)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:      o,
+		log:       o.Logger,
+		id:        rand.Text(),
+		inProcess: memStore && memBroker,
+		ctx:       ctx,
+		cancel:    cancel,
+		hubs:      make(map[string]*hub),
+		conns:     make(map[*wsConn]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.lease.init(s)
+	return s, nil
 }
 
 // ServeHTTP serves the chat endpoint for the room named by
 // Options.RoomFromRequest or, by default, the request's {room} path value.
-// On a route of ServeMux or chi without a {room} wildcard it serves
-// Options.DefaultRoom.
+// A request that a router matched on a route without a {room} wildcard
+// (r.Pattern set, as ServeMux and chi set it, and no {room} path value) is
+// served Options.DefaultRoom.
 //
-// Under a router that neither sets path values nor says which route
-// matched (r.Pattern), such as gin, the Server cannot tell the room, so it
-// refuses with 500 and logs why, rather than put every client in one room:
-// use the router's adapter, Options.RoomFromRequest, or Server.Room for a
-// fixed room.
+// Where the room cannot be told, the Server refuses with 500 and logs why,
+// rather than put every client in one room: under a router that neither
+// sets path values nor r.Pattern, such as gin, and on a subtree route
+// ("/chat/", "/ws/*") whose rest of the path would name a room. Use the
+// router's adapter, Server.Handler, a {room} wildcard,
+// Options.RoomFromRequest, or Server.Room for a fixed room.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	room, ok := s.roomOf(r)
 	if !ok {
 		s.noRoomOnce.Do(func() {
-			s.log.Error("wsroom: cannot tell the room of this request: the router set no {room} path value and no route pattern; "+
-				"use the router's adapter (wsroom.dev/adapters/...), Options.RoomFromRequest, or Server.Room(name) for a fixed room",
-				"path", r.URL.Path)
+			s.log.Error("wsroom: cannot tell the room of this request: the route has no {room} wildcard and is not one fixed path; "+
+				"use a {room} wildcard, Server.Handler() under a prefix, the router's adapter (wsroom.dev/adapters/...), "+
+				"Options.RoomFromRequest, or Server.Room(name) for a fixed room",
+				"path", r.URL.Path, "pattern", r.Pattern)
 		})
 		http.Error(w, "wsroom: the room of this route is unknown (see the server log)", http.StatusInternalServerError)
 		return
@@ -80,21 +96,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveChat(w, r, room)
 }
 
-// roomOf names the room of a chat request; ok is false when the router
+// roomOf names the room of a chat request; ok is false when the route
 // gives no way to tell.
 func (s *Server) roomOf(r *http.Request) (room string, ok bool) {
 	if f := s.opts.RoomFromRequest; f != nil {
 		room = f(r)
-	} else {
-		room = r.PathValue("room")
-		if room == "" && r.Pattern == "" {
-			return "", false
-		}
+	} else if room = r.PathValue("room"); room == "" && !fixedRoute(r.Pattern) {
+		return "", false
 	}
 	if room == "" {
 		room = s.opts.DefaultRoom
 	}
 	return room, true
+}
+
+// fixedRoute reports whether a router's pattern matches one path: not
+// empty (the router says nothing) and not a subtree.
+func fixedRoute(pattern string) bool {
+	if strings.HasSuffix(pattern, "{$}") {
+		return true
+	}
+	return pattern != "" && !strings.HasSuffix(pattern, "/") && !strings.HasSuffix(pattern, "*") && !strings.HasSuffix(pattern, "...}")
 }
 
 // Room returns a handle on the named room, whether or not anyone is in it.
@@ -128,24 +150,24 @@ func (s *Server) end() {
 
 // register makes a connection known to Shutdown, or closes it with 1001 if
 // Shutdown has begun.
-func (s *Server) register(m *member) bool {
+func (s *Server) register(c *wsConn) bool {
 	s.mu.Lock()
 	ok := !s.shutdown
 	if ok {
-		s.conns[m] = struct{}{}
+		s.conns[c] = struct{}{}
 		s.stats.conns.Add(1)
 	}
 	s.mu.Unlock()
 	if !ok {
-		m.conn.Close(websocket.StatusGoingAway, "server shutting down")
+		c.conn.Close(websocket.StatusGoingAway, "server shutting down")
 	}
 	return ok
 }
 
-func (s *Server) unregister(m *member) {
+func (s *Server) unregister(c *wsConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.conns, m)
+	delete(s.conns, c)
 	s.stats.conns.Add(-1)
 }
 
@@ -165,27 +187,33 @@ func (s *Server) shuttingDown() bool { return s.closing.Load() }
 // http.Server.Shutdown returns to wait for it (see the package example).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	var conns []*member
-	if !s.shutdown {
+	var conns []*wsConn
+	first := !s.shutdown
+	if first {
 		s.shutdown = true
 		s.closing.Store(true)
-		for m := range s.conns {
-			conns = append(conns, m)
+		for c := range s.conns {
+			conns = append(conns, c)
 		}
 		if s.active == 0 {
 			close(s.done)
 		}
 	}
 	s.mu.Unlock()
-	for _, m := range conns {
-		m.kill(ReasonShutdown, websocket.StatusGoingAway, "server shutting down", nil)
+	if first {
+		s.cancel() // what members were doing with the store or a hook ends
+	}
+	for _, c := range conns {
+		c.kill(ReasonShutdown, websocket.StatusGoingAway, "server shutting down", nil)
 	}
 	select {
 	case <-s.done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// Every member has left: no reservation needs the lease any more.
+	s.lease.halt()
+	return nil
 }
 
 // acquire returns the room's hub, creating and subscribing it if needed,
@@ -194,13 +222,17 @@ func (s *Server) acquire(ctx context.Context, room string) (*hub, error) {
 	s.mu.Lock()
 	h := s.hubs[room]
 	if h == nil {
+		if limit := s.opts.MaxRooms; limit > 0 && len(s.hubs) >= limit {
+			s.mu.Unlock()
+			return nil, errTooManyRooms
+		}
 		h = newHub(s, room)
 		s.hubs[room] = h
 		s.stats.rooms.Add(1)
 	}
 	h.refs++
 	s.mu.Unlock()
-	if err := h.subscribe(ctx); err != nil {
+	if err := h.subscribe(); err != nil {
 		s.release(ctx, h)
 		return nil, err
 	}
@@ -219,6 +251,28 @@ func (s *Server) release(ctx context.Context, h *hub) {
 	if last {
 		h.close(ctx)
 	}
+}
+
+// membersOf returns the members of this server whose names are reserved
+// under the lease id.
+func (s *Server) membersOf(id string) []*member {
+	s.mu.Lock()
+	hubs := make([]*hub, 0, len(s.hubs))
+	for _, h := range s.hubs {
+		hubs = append(hubs, h)
+	}
+	s.mu.Unlock()
+	var ms []*member
+	for _, h := range hubs {
+		h.mu.RLock()
+		for _, m := range h.members {
+			if m.res.Owner.Server == id {
+				ms = append(ms, m)
+			}
+		}
+		h.mu.RUnlock()
+	}
+	return ms
 }
 
 // lookup returns the room's hub on this server, if it has one.

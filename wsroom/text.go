@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"html"
 	"strconv"
 	"strings"
 )
@@ -14,6 +15,13 @@ import (
 // `【NAME】离开了聊天室!` as members come and go.
 //
 // A function that returns "" (or no lines) sends nothing for that event.
+//
+// The original page shows each line it receives as HTML (it appends it
+// with innerHTML), so what members typed must not reach it as markup:
+// every name and message text is passed through Escape before it is given
+// to the functions below, HTML-escaping by default, so that a member
+// called <img src=x onerror=…> is shown as typed and runs nothing. Set
+// Escape to RawText for clients that show lines as text.
 type TextFormat struct {
 	// Login parses a client's first lines; ok reports a join request.
 	// Default: "login:NAME".
@@ -37,13 +45,64 @@ type TextFormat struct {
 	Presence func(joined, left []string) []string
 
 	// Welcome renders what a member sees when it joins: by default the
-	// recent history, the members present (the first 20) and its own join
-	// line.
-	Welcome func(room, name string, members []string, history []Message) []string
+	// recent history, the members present (the first 20, and how many in
+	// all) and its own join line.
+	Welcome func(w WelcomeInfo) []string
 
 	// Error renders an error event. Default: a short line per code, in the
 	// language of the original page; the English message for other codes.
 	Error func(code, message string) string
+
+	// Escape is applied to every name and message text (never to what the
+	// server's own formats add) before the functions above see it.
+	// Default: HTML escaping (html.EscapeString); RawText: none.
+	Escape func(string) string
+}
+
+// RawText is a TextFormat.Escape that leaves names and texts as they are,
+// for plain-text clients that do not render HTML.
+func RawText(s string) string { return s }
+
+// WelcomeInfo is what TextFormat.Welcome renders, its names and texts
+// escaped.
+type WelcomeInfo struct {
+	Room    string
+	Name    string
+	Members []string  // the first page of members, sorted
+	Count   int       // how many members the room has
+	History []Message // oldest first
+}
+
+// escapeMessage returns m with its sender and text escaped.
+func (f TextFormat) escapeMessage(m Message) Message {
+	m.From, m.Text = f.Escape(m.From), f.Escape(m.Text)
+	return m
+}
+
+// escapeAll returns the names escaped.
+func (f TextFormat) escapeAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = f.Escape(n)
+	}
+	return out
+}
+
+// welcome renders a welcome, escaping it first.
+func (f TextFormat) welcome(w WelcomeInfo) []string {
+	w.Room, w.Name, w.Members = f.Escape(w.Room), f.Escape(w.Name), f.escapeAll(w.Members)
+	h := make([]Message, len(w.History))
+	for i, m := range w.History {
+		h[i] = f.escapeMessage(m)
+	}
+	w.History = h
+	return f.Welcome(w)
+}
+
+// error renders an error event, escaping its message (a hook's RejectError
+// may quote what a member typed).
+func (f TextFormat) error(code, message string) string {
+	return f.Error(code, f.Escape(message))
 }
 
 func (f TextFormat) withDefaults() TextFormat {
@@ -68,12 +127,15 @@ func (f TextFormat) withDefaults() TextFormat {
 	if f.Welcome == nil {
 		join := f.Join
 		message := f.Message
-		f.Welcome = func(room, name string, members []string, history []Message) []string {
-			return seedWelcome(join, message, name, members, history)
+		f.Welcome = func(w WelcomeInfo) []string {
+			return seedWelcome(join, message, w)
 		}
 	}
 	if f.Error == nil {
 		f.Error = seedError
+	}
+	if f.Escape == nil {
+		f.Escape = html.EscapeString
 	}
 	return f
 }
@@ -111,20 +173,21 @@ func seedPresence(joined, left []string) []string {
 	return lines
 }
 
-func seedWelcome(join func(string) string, message func(Message) string, name string, members []string, history []Message) []string {
-	lines := make([]string, 0, len(history)+2)
-	for _, m := range history {
+func seedWelcome(join func(string) string, message func(Message) string, w WelcomeInfo) []string {
+	lines := make([]string, 0, len(w.History)+2)
+	for _, m := range w.History {
 		if l := message(m); l != "" {
 			lines = append(lines, l)
 		}
 	}
 	const shown = 20
-	if len(members) > shown {
-		lines = append(lines, "在线:"+bracketed(members[:shown])+"等"+strconv.Itoa(len(members))+"人")
+	members := w.Members[:min(len(w.Members), shown)]
+	if w.Count > len(members) {
+		lines = append(lines, "在线:"+bracketed(members)+"等"+strconv.Itoa(w.Count)+"人")
 	} else {
 		lines = append(lines, "在线:"+bracketed(members))
 	}
-	return append(lines, join(name))
+	return append(lines, join(w.Name))
 }
 
 var seedErrors = map[string]string{
@@ -137,6 +200,7 @@ var seedErrors = map[string]string{
 	CodeJoinRefused:    "不能进入聊天室",
 	CodeMessageRefused: "消息被拒绝",
 	CodeUnavailable:    "服务器暂时不可用,请稍后再试",
+	CodeServerFull:     "服务器已满,请稍后再试",
 }
 
 func seedError(code, message string) string {

@@ -1,0 +1,244 @@
+package wsroom_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"wsroom.dev/internal/assert"
+	"wsroom.dev/wsroom"
+)
+
+// TestCrashedServerMembersExpire: the members of a server that stops
+// refreshing its lease (it crashed) leave every member list within one
+// lease, and the room hears their departure once.
+func TestCrashedServerMembersExpire(t *testing.T) {
+	t.Parallel()
+	store, broker := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
+	opts := func() *wsroom.Options {
+		return &wsroom.Options{Store: store, Broker: broker, LeaseTime: 400 * time.Millisecond, LeaseRefresh: 100 * time.Millisecond}
+	}
+	one, two := newEnv(t, opts()), newEnv(t, opts())
+	ann, _ := one.join("r", "ann")
+	bob, _ := two.join("r", "bob")
+	cid, _ := two.join("r", "cid")
+	ann.until("join")
+	ann.until("join")
+	start := time.Now()
+	wsroom.HaltLease(two.srv) // two "crashed": it refreshes no more
+	var left []string
+	for len(left) < 2 {
+		ev, err := ann.next()
+		assert.Success(t, err)
+		switch ev.Type {
+		case "leave":
+			left = append(left, ev.Name)
+		case "presence":
+			left = append(left, ev.Left...)
+		}
+	}
+	t.Logf("departures announced %v after the crash", time.Since(start))
+	assert.True(t, "within a lease and a refresh", time.Since(start) < 2*time.Second)
+	names, err := one.srv.Room("r").Members(testContext(t))
+	assert.Success(t, err)
+	assert.Equal(t, "members", []string{"ann"}, names)
+	// The names are free on the live server.
+	_, w := one.join("r", "bob")
+	assert.Equal(t, "bob's name is free", []string{"ann", "bob"}, w.Members)
+	ann.until("join")
+	// The "crashed" server's members, when they finally go, are not
+	// announced a second time.
+	bob.c.CloseNow()
+	cid.c.CloseNow()
+	waitFor(t, "two's members gone", func() bool { return two.srv.Stats().Members == 0 })
+	_, err = one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+	assert.Success(t, err)
+	assert.Equal(t, "no second departure", "marker", ann.expect("message").Text)
+}
+
+// flakyStore fails Refresh while down.
+type flakyStore struct {
+	*wsroom.MemoryStore
+	down atomic.Bool
+}
+
+func (s *flakyStore) Refresh(ctx context.Context, server string, lease time.Duration) ([]wsroom.Reservation, error) {
+	if s.down.Load() {
+		return nil, errors.New("store unreachable")
+	}
+	return s.MemoryStore.Refresh(ctx, server, lease)
+}
+
+// TestLeaseLost: a server cut off from the store for longer than its lease
+// finds its lease lost when the store is back: its members, whose
+// departures another server announced, are closed with 1012 and may join
+// again.
+func TestLeaseLost(t *testing.T) {
+	t.Parallel()
+	mem, broker := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
+	cut := &flakyStore{MemoryStore: mem}
+	lease := func(s wsroom.Store) *wsroom.Options {
+		return &wsroom.Options{Store: s, Broker: broker, LeaseTime: 300 * time.Millisecond, LeaseRefresh: 100 * time.Millisecond}
+	}
+	one := newEnv(t, lease(mem))
+	l := newLeaves()
+	o := lease(cut)
+	o.Hooks.OnLeave = l.hook
+	two := newEnv(t, o)
+	ann, _ := one.join("r", "ann")
+	bob, _ := two.join("r", "bob")
+	ann.until("join")
+	cut.down.Store(true)
+	assert.Equal(t, "bob's departure, from the server that reaped it", "bob", ann.until("leave").Name)
+	cut.down.Store(false)
+	assert.Equal(t, "bob is closed to reconnect", wsroom.StatusLeaseLost, bob.closed())
+	ev := l.wait(t)
+	assert.Equal(t, "reason", wsroom.ReasonLost, ev.Reason)
+	_, w := two.join("r", "bob")
+	assert.Equal(t, "bob joins again", []string{"ann", "bob"}, w.Members)
+	assert.Equal(t, "and is announced", "bob", ann.until("join").Name)
+}
+
+// slowStore makes Append wait for messages that say so.
+type slowStore struct {
+	*wsroom.MemoryStore
+	started chan struct{}
+}
+
+func (s slowStore) Append(ctx context.Context, room string, m wsroom.Message) (wsroom.Message, error) {
+	if m.Text == "slow" {
+		close(s.started)
+		select {
+		case <-time.After(700 * time.Millisecond):
+		case <-ctx.Done():
+			return wsroom.Message{}, ctx.Err()
+		}
+	}
+	return s.MemoryStore.Append(ctx, room, m)
+}
+
+// TestSlowBackendDelaysOnlyItsMessage: no lock is held across a store
+// call, so a message that waits for a slow store does not hold up the
+// room's other messages.
+func TestSlowBackendDelaysOnlyItsMessage(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	e := newEnv(t, &wsroom.Options{Store: slowStore{wsroom.NewMemoryStore(nil), started}})
+	watch, _ := e.join("r", "watch")
+	x, _ := e.join("r", "x")
+	y, _ := e.join("r", "y")
+	watch.until("join")
+	watch.until("join")
+	x.say("slow")
+	<-started
+	start := time.Now()
+	y.say("fast")
+	m := watch.expect("message")
+	assert.Equal(t, "the fast message first", "fast", m.Text)
+	assert.True(t, fmt.Sprintf("without waiting for the slow one (%v)", time.Since(start)), time.Since(start) < 400*time.Millisecond)
+	assert.Equal(t, "then the slow one", "slow", watch.expect("message").Text)
+}
+
+// lossyBroker drops publications while down, then tells its subscribers
+// to resync, as a broker does after a reconnect.
+type lossyBroker struct {
+	*wsroom.MemoryBroker
+	down atomic.Bool
+	mu   sync.Mutex
+	subs map[string][]func(*wsroom.Publication)
+	ctxs []context.Context
+}
+
+func (b *lossyBroker) Publish(ctx context.Context, p *wsroom.Publication) error {
+	if b.down.Load() {
+		return nil // lost on the way
+	}
+	return b.MemoryBroker.Publish(ctx, p)
+}
+
+func (b *lossyBroker) Subscribe(ctx context.Context, room string, deliver func(*wsroom.Publication)) (func(), error) {
+	b.mu.Lock()
+	b.subs[room] = append(b.subs[room], deliver)
+	b.ctxs = append(b.ctxs, ctx)
+	b.mu.Unlock()
+	return b.MemoryBroker.Subscribe(ctx, room, deliver)
+}
+
+func (b *lossyBroker) resync(room string) {
+	b.mu.Lock()
+	subs := b.subs[room]
+	b.mu.Unlock()
+	for _, d := range subs {
+		d(&wsroom.Publication{Room: room, Type: wsroom.PubResync})
+	}
+}
+
+// TestResyncCatchesUp: messages a broker lost while its connection was
+// down reach the members from the store after the broker's resync, once
+// each and in order.
+func TestResyncCatchesUp(t *testing.T) {
+	t.Parallel()
+	b := &lossyBroker{MemoryBroker: wsroom.NewMemoryBroker(), subs: map[string][]func(*wsroom.Publication){}}
+	store := wsroom.NewMemoryStore(nil)
+	e := newEnv(t, &wsroom.Options{Broker: b, Store: store})
+	ann, _ := e.join("r", "ann")
+	bob, _ := e.join("r", "bob")
+	ann.until("join")
+	bob.say("before")
+	ann.expect("message")
+	b.down.Store(true)
+	for i := range 3 {
+		bob.say(fmt.Sprint("lost ", i))
+	}
+	waitFor(t, "bob's messages stored, and lost", func() bool {
+		msgs, err := store.Recent(testContext(t), "r", 10)
+		return err == nil && len(msgs) == 4
+	})
+	b.down.Store(false)
+	b.resync("r") // the broker is back: it says so before anything else
+	bob.say("after")
+	var got []string
+	for len(got) < 4 {
+		got = append(got, ann.expect("message").Text)
+	}
+	// "after" came through the broker; the lost ones from the store.
+	assert.Equal(t, "every message once", 4, len(got))
+	seen := map[string]bool{}
+	for _, s := range got {
+		assert.True(t, "no duplicate: "+s, !seen[s])
+		seen[s] = true
+	}
+	for i := range 3 {
+		assert.True(t, fmt.Sprint("lost ", i, " caught up"), seen[fmt.Sprint("lost ", i)])
+	}
+	_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+	assert.Success(t, err)
+	assert.Equal(t, "nothing more", "marker", ann.expect("message").Text)
+}
+
+type reqKey struct{}
+
+// TestSubscriptionNotTiedToRequest: the broker subscription of a room is
+// made under the server's context, not the request of the member that
+// opened the room.
+func TestSubscriptionNotTiedToRequest(t *testing.T) {
+	t.Parallel()
+	b := &lossyBroker{MemoryBroker: wsroom.NewMemoryBroker(), subs: map[string][]func(*wsroom.Publication){}}
+	e := newEnv(t, &wsroom.Options{Broker: b})
+	first, _ := e.join("r", "first")
+	second, _ := e.join("r", "second")
+	first.c.Close(websocket.StatusNormalClosure, "")
+	second.until("leave")
+	b.mu.Lock()
+	ctx := b.ctxs[0]
+	b.mu.Unlock()
+	assert.True(t, "no request values", ctx.Value(reqKey{}) == nil)
+	second.say("still delivered")
+	assert.Equal(t, "delivered", "still delivered", second.expect("message").Text)
+}

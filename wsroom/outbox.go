@@ -1,0 +1,228 @@
+package wsroom
+
+import "sync"
+
+// event is one server-to-client event, encoded once and shared, read-only,
+// by every member it is queued for.
+type event struct {
+	json   []byte   // one JSON object, for JSON members; nil: not for them
+	plain  [][]byte // text frames for plain members; nil: nothing for them
+	binary []byte   // a binary frame, for every member
+	id     uint64   // the ID of a message event, else 0
+}
+
+// forClient reports whether e has something for a client of the
+// plain-text protocol, or, when plain is false, for a JSON client.
+func (e *event) forClient(plain bool) bool {
+	if e.binary != nil {
+		return true
+	}
+	if plain {
+		return e.plain != nil
+	}
+	return e.json != nil
+}
+
+// size is the bytes e holds for one kind of client.
+func (e *event) size(plain bool) int64 {
+	if e.binary != nil {
+		return int64(len(e.binary))
+	}
+	if !plain {
+		return int64(len(e.json))
+	}
+	var n int
+	for _, l := range e.plain {
+		n += len(l)
+	}
+	return int64(n)
+}
+
+// maxBatch bounds the size of a frame that batches queued JSON events.
+const maxBatch = 64 << 10
+
+// batchWriter is the transport under an outbox.
+type batchWriter interface {
+	// writeBatch writes the events, in order. It runs on the outbox's
+	// writing goroutine only.
+	writeBatch(batch []*event) error
+	// overflowed is told, once per overflow, that the queue passed its
+	// bound: the client is too slow.
+	overflowed()
+	// writeFailed is told that a write failed; nothing more is written.
+	writeFailed(err error)
+}
+
+// outbox is a client's bounded queue of events and the goroutine that
+// writes them. The goroutine exists only while something is queued: it
+// takes everything queued at once (a JSON client receives it batched in one
+// frame) and exits when the queue is empty. The queue is bounded in events
+// and in bytes, counting what is being written; a client that lets it
+// overflow is too slow, and its transport closes it. enqueue never blocks.
+//
+// While a member joins, its outbox holds: events are queued but not
+// written until release puts the welcome first.
+type outbox struct {
+	w         batchWriter
+	plain     bool
+	maxEvents int    // <= 0: unbounded
+	maxBytes  int64  // <= 0: unbounded
+	loop      func() // writeLoop, bound once
+
+	mu       sync.Mutex
+	queue    *[]*event
+	qbytes   int64 // bytes queued
+	inflight int64 // bytes being written
+	writing  bool  // the writing goroutine runs
+	hold     bool  // joining: queue but do not write
+	holdAt   int   // queue length when the hold began
+	closing  bool  // accept no more events
+	abort    bool  // drop queued events instead of writing them
+	wg       sync.WaitGroup
+}
+
+func (o *outbox) init(w batchWriter, plain bool, maxEvents int, maxBytes int64) {
+	o.w, o.plain, o.maxEvents, o.maxBytes = w, plain, maxEvents, maxBytes
+	o.loop = o.writeLoop // one allocation here, none per write burst
+}
+
+// enqueue queues e and starts the writer if none runs.
+func (o *outbox) enqueue(e *event) {
+	if !e.forClient(o.plain) {
+		return
+	}
+	size := e.size(o.plain)
+	o.mu.Lock()
+	if o.closing || o.abort {
+		o.mu.Unlock()
+		return
+	}
+	if o.queue == nil {
+		o.queue = getQueue()
+	}
+	n := len(*o.queue)
+	if o.maxEvents > 0 && n >= o.maxEvents ||
+		o.maxBytes > 0 && o.qbytes+o.inflight+size > o.maxBytes && (n > 0 || o.inflight > 0) {
+		o.abort = true
+		o.mu.Unlock()
+		o.w.overflowed()
+		return
+	}
+	*o.queue = append(*o.queue, e)
+	o.qbytes += size
+	o.startLocked()
+	o.mu.Unlock()
+}
+
+func (o *outbox) startLocked() {
+	if o.writing || o.hold || o.abort || o.queue == nil || len(*o.queue) == 0 {
+		return
+	}
+	o.writing = true
+	o.wg.Add(1)
+	go o.loop()
+}
+
+// writeLoop writes queued events until the queue is empty, then exits.
+func (o *outbox) writeLoop() {
+	defer o.wg.Done()
+	o.mu.Lock()
+	for {
+		o.inflight = 0
+		q := o.queue
+		if q == nil || len(*q) == 0 || o.abort || o.hold {
+			o.writing = false // the next writer may start
+			o.mu.Unlock()
+			return
+		}
+		o.queue = nil
+		o.inflight, o.qbytes = o.qbytes, 0
+		o.mu.Unlock()
+
+		err := o.w.writeBatch(*q)
+		putQueue(q)
+		o.mu.Lock()
+		if err != nil {
+			o.abort = true
+			o.mu.Unlock()
+			o.w.writeFailed(err)
+			o.mu.Lock()
+		}
+	}
+}
+
+// startHold makes the outbox queue events without writing them, until
+// release.
+func (o *outbox) startHold() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.hold = true
+	o.holdAt = 0
+	if o.queue != nil {
+		o.holdAt = len(*o.queue)
+	}
+}
+
+// release ends a hold: what was queued before it, then first, then what
+// arrived during it for which keep is true, go out in that order.
+func (o *outbox) release(first *event, keep func(*event) bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := getQueue()
+	if o.queue != nil {
+		old := *o.queue
+		*q = append(*q, old[:o.holdAt]...)
+		*q = append(*q, first)
+		o.qbytes = 0
+		for _, e := range old[o.holdAt:] {
+			if keep(e) {
+				*q = append(*q, e)
+			}
+		}
+		for _, e := range *q {
+			o.qbytes += e.size(o.plain)
+		}
+		putQueue(o.queue)
+	} else {
+		*q = append(*q, first)
+		o.qbytes = first.size(o.plain)
+	}
+	o.queue = q
+	o.hold = false
+	if !o.closing {
+		o.startLocked()
+	}
+}
+
+// shut stops the outbox from taking events. With drop, what is queued is
+// dropped; otherwise the writer sends it (an error event explaining a
+// close, say).
+func (o *outbox) shut(drop bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closing = true
+	o.hold = false
+	if drop {
+		o.abort = true
+	}
+	o.startLocked()
+}
+
+// drop makes the writer drop what is queued: nothing more is worth writing.
+func (o *outbox) drop() {
+	o.mu.Lock()
+	o.abort = true
+	o.mu.Unlock()
+}
+
+// wait waits for the writing goroutine and frees the queue. Call it after
+// shut.
+func (o *outbox) wait() {
+	o.wg.Wait()
+	o.mu.Lock()
+	q := o.queue
+	o.queue = nil
+	o.qbytes = 0
+	o.mu.Unlock()
+	putQueue(q)
+}
