@@ -234,6 +234,9 @@ func (c *inspectConn) frame() bool {
 		n = uint64(binary.BigEndian.Uint16(c.hdr[2:]))
 	case 127:
 		n = binary.BigEndian.Uint64(c.hdr[2:])
+		if n>>63 != 0 {
+			return true // a protocol error (RFC 6455, 5.2), the library's to fail
+		}
 	}
 	c.payload = n
 	switch op {

@@ -305,8 +305,14 @@ func (c *wsConn) close() {
 			c.conn.CloseNow()
 		} else {
 			// Undo the deadline that woke the reader so that the peer's
-			// close frame can be read, and bound the handshake.
-			c.nc.SetReadDeadline(time.Now().Add(closeTimeout))
+			// close frame can be read, and bound the handshake: briefly
+			// after a message refused at its header, whose payload (which
+			// may never come) stands between us and the peer's close frame.
+			wait := closeTimeout
+			if code == websocket.StatusMessageTooBig {
+				wait = tooBigCloseTimeout
+			}
+			c.nc.SetReadDeadline(time.Now().Add(wait))
 			c.conn.Close(code, why)
 		}
 	}
@@ -315,3 +321,7 @@ func (c *wsConn) close() {
 
 // closeTimeout bounds each half of a close handshake.
 const closeTimeout = 5 * time.Second
+
+// tooBigCloseTimeout bounds the wait for the peer's close frame after a
+// message refused for its size.
+const tooBigCloseTimeout = time.Second

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -224,9 +223,6 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // reaches no client; net/http logs it unless Logger is outside Timeout.
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("WSROOM_PENDING_CORE") == "" {
-		t.Skip("pending core fix: a member's lifetime must not inherit the request's deadline (set WSROOM_PENDING_CORE=1 to run)")
-	}
 	for _, tc := range []struct {
 		name          string
 		loggerOutside bool

@@ -329,20 +329,6 @@ func (d *dialogs) seen() []string {
 	return append([]string(nil), d.msgs...)
 }
 
-// pendingCore skips a test of behaviour the core does not have yet when
-// WSROOM_PENDING_CORE names it (comma-separated features, or "all"). The
-// test itself asserts the right outcome: it fails until the core has the
-// feature, and is skipped only on request.
-func pendingCore(t *testing.T, feature, what string) {
-	t.Helper()
-	v := os.Getenv("WSROOM_PENDING_CORE")
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f == feature || f == "all" {
-			t.Skipf("pending core work %q (WSROOM_PENDING_CORE=%s): %s", feature, v, what)
-		}
-	}
-}
-
 // repoRoot is the root of the wsroom repository, two levels up.
 func repoRoot(t *testing.T) string {
 	t.Helper()

@@ -105,7 +105,6 @@ func testEchoCanvas(t *testing.T, e *env) {
 // the echo endpoint with the example's default limits: binary messages up
 // to MaxBinaryBytes (1 MiB by default) must come back.
 func testEchoLargeBinary(t *testing.T, e *env) {
-	pendingCore(t, "binary", "the echo endpoint is bounded by MaxMessageBytes (32 KiB) until MaxBinaryBytes (1 MiB) lands")
 	srv := e.startChat(t)
 	tab := e.tab(t)
 	openEcho(t, tab, srv.URL())

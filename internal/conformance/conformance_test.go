@@ -27,29 +27,7 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // "endpoint/id", with the reason. Such a row still runs: while it fails it
 // is skipped with the reason and what the server did; once it passes, the
 // test fails until its entry is removed. The goal is an empty map.
-var knownFailures = map[string]string{
-	// The read limit is enforced as bytes arrive (coder/websocket's
-	// limitReader), not when a frame header announces more: the server
-	// waits for the payload (up to the heartbeat's timeout).
-	"echo/9.H.1": headerLimit, "chat/9.H.1": headerLimit,
-	"echo/9.H.2": headerLimit, "chat/9.H.2": headerLimit,
-	"echo/9.H.3": headerLimit, "chat/9.H.3": headerLimit,
-	"echo/9.H.4": headerLimit, "chat/9.H.4": headerLimit,
-	"echo/9.D.6": headerLimit, "chat/9.D.6": headerLimit,
-	"echo/9.D.7": headerLimit, "chat/9.D.7": headerLimit,
-	// Binary messages are bounded by MaxMessageBytes (32 KiB by default).
-	"echo/9.D.3": binaryLimit, "chat/9.D.3": binaryLimit,
-	"echo/9.D.4": binaryLimit, "chat/9.D.4": binaryLimit,
-	// coder/websocket echoes the peer's close code and reason without
-	// checking the reason: the server answers 1000 with the invalid bytes.
-	"echo/7.5.1": closeReason, "chat/7.5.1": closeReason,
-}
-
-const (
-	headerLimit = "1009 only once the payload has arrived, not at a header over the limit"
-	binaryLimit = "no Options.MaxBinaryBytes yet: binary bounded by MaxMessageBytes"
-	closeReason = "invalid UTF-8 close reason echoed back in a close 1000"
-)
+var knownFailures = map[string]string{}
 
 const (
 	// rowTimeout bounds a whole row.

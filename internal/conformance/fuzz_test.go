@@ -164,6 +164,9 @@ func connGoroutines() string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var left []string
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "wsroom.dev/wsroom.(*lease).loop") {
+			continue // the Server's own, until Shutdown: not a connection's
+		}
 		if strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "wsroom.dev/wsroom.") ||
 			strings.Contains(g, "github.com/coder/websocket.") {
 			left = append(left, g)
