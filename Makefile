@@ -6,7 +6,7 @@ FUZZTIME    ?= 10s
 FUZZMINTIME ?= 2s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test fuzz lint chat bench
+.PHONY: test fuzz lint chat bench conformance interop
 
 ## test: every test of every module with the race detector, the allocation
 ## tests (which the race detector would distort), then a short fuzz
@@ -14,12 +14,24 @@ test:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
 	go test -count=1 -run 'Allocs|MemberStack' ./wsroom
 	cd internal/thirdparty && go test -count=1 -run 'MemberStack' ./...
+	cd adapters/gin && go test -count=1 -run 'MemberStack' ./...
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: the protocol fuzz targets, FUZZTIME each
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzDecodeClientFrame$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./wsroom
 	go test -run='^$$' -fuzz='^FuzzAppendString$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./wsroom
+	go test -run='^$$' -fuzz='^FuzzEchoFrames$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/conformance
+	go test -run='^$$' -fuzz='^FuzzChatFrames$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/conformance
+
+## conformance: the RFC 6455 table (Autobahn's server cases as raw frames)
+## against echo and chat, printed
+conformance:
+	@r=$$(mktemp); WSROOM_CONFORMANCE_REPORT=$$r go test -race -count=1 -run '^TestConformance$$' ./internal/conformance; s=$$?; cat $$r; rm -f $$r; exit $$s
+
+## interop: examples/chat against python3-websockets and npm ws
+interop:
+	go test -race -count=1 -v -run '^TestInterop$$' ./internal/interop
 
 ## lint: gofmt, go vet and staticcheck on every module
 lint:
