@@ -66,8 +66,10 @@ func (p *Publication) UnmarshalBinary(b []byte) error {
 // Implementations must be safe for concurrent use. A subscription's deliver
 // function receives a room's publications one at a time; the publications
 // of one publisher (one Broker value) to one room arrive in the order they
-// were published, and every subscriber of a room sees one order. Deliver
-// never blocks for long.
+// were published, and the subscribers of one Broker value see one order.
+// The in-process broker and the Redis broker give every subscriber of a
+// room one order; NATS core does not promise it across servers (see
+// brokertest.Harness.PerBrokerOrder). Deliver never blocks for long.
 //
 // When a subscription may have missed publications (its connection to the
 // backend dropped and came back), the broker delivers a publication of type

@@ -104,8 +104,11 @@
 // departure is announced exactly once, whatever the cause.
 //
 // A member's messages reach everyone in the order it sent them. The
-// messages of different members reach everyone in one order: the broker's;
-// with the in-process defaults, that is also the order of their IDs.
+// messages of different members reach everyone in the order the broker
+// delivers them: one order for all with the in-process broker (where it is
+// also the order of their IDs) and with Redis; with NATS, messages sent at
+// the same moment on two servers may reach two servers in different
+// orders.
 //
 // # Several servers
 //
