@@ -36,7 +36,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) 
 	if c == nil {
 		return
 	}
-	defer s.end()
+	defer s.end(c.ip)
 	defer s.unregister(c)
 	m := newMember(s, c, r, adm)
 	c.serveMember(m, adm)
@@ -45,13 +45,14 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, room string) 
 // openChat refuses or upgrades a chat request. It returns the connection,
 // counted in and registered, or nil when the request was answered.
 func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) (*wsConn, *admission) {
-	if !s.begin(w) {
+	ip, ok := s.begin(w, r)
+	if !ok {
 		return nil, nil
 	}
 	done := false
 	defer func() {
 		if !done { // refused, or a hook panicked
-			s.end()
+			s.end(ip)
 		}
 	}()
 	adm, ok := s.admitChat(w, r, room)
@@ -66,6 +67,7 @@ func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) (
 		return nil, nil
 	}
 	c := newWSConn(s, conn, nc, fw, conn.Subprotocol() != Subprotocol)
+	c.ip = ip
 	if !s.register(c) {
 		if adm.reserved {
 			s.releaseName(context.WithoutCancel(r.Context()), adm.res)

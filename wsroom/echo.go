@@ -23,20 +23,21 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	defer s.end()
+	defer s.end(c.ip)
 	defer s.unregister(c)
 	c.serveEcho()
 }
 
 // openEcho refuses or upgrades an echo request, like openChat.
 func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *wsConn {
-	if !s.begin(w) {
+	ip, ok := s.begin(w, r)
+	if !ok {
 		return nil
 	}
 	done := false
 	defer func() {
 		if !done { // refused, or the upgrade panicked
-			s.end()
+			s.end(ip)
 		}
 	}()
 	if s.refuse(w, r) {
@@ -47,6 +48,7 @@ func (s *Server) openEcho(w http.ResponseWriter, r *http.Request) *wsConn {
 		return nil
 	}
 	c := newWSConn(s, conn, nc, fw, false)
+	c.ip = ip
 	if !s.register(c) {
 		return nil
 	}
@@ -77,6 +79,7 @@ func (c *wsConn) serveEcho() {
 func (c *wsConn) echo(limiter *rateLimiter, typ websocket.MessageType, b []byte) {
 	data := b[maxHeader:]
 	if !limiter.allow(time.Now()) {
+		c.srv.refused(CodeRateLimited)
 		if limiter.sustained() {
 			c.kill(ReasonPolicy, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
 		}
@@ -94,4 +97,5 @@ func (c *wsConn) echo(limiter *rateLimiter, typ websocket.MessageType, b []byte)
 		c.writeFailed(err)
 	}
 	c.srv.stats.frames.add(c.stripe, 1)
+	c.srv.stats.outBytes.add(c.stripe, int64(headerLen(len(data))+len(data)))
 }

@@ -95,6 +95,7 @@ func (m *member) joinExpired() {
 func (m *member) handle(typ websocket.MessageType, data []byte) {
 	defer m.recoverHook("message")
 	if !m.limiter.allow(time.Now()) {
+		m.srv.refused(CodeRateLimited)
 		if m.limiter.sustained() {
 			m.t.kill(ReasonPolicy, websocket.StatusPolicyViolation, "rate limit exceeded", nil)
 			return
@@ -447,6 +448,7 @@ func (m *member) leave() {
 	h := m.hub
 	h.remove(m)
 	s.stats.members.Add(-1)
+	s.left(reason)
 	if s.releaseName(ctx, m.res) {
 		h.announce(ctx, PubLeave, m.name)
 	}

@@ -68,6 +68,25 @@ type Options struct {
 	// limit.
 	MaxMembers int
 
+	// MaxConnections is the most connections (chat and echo, counting
+	// those being admitted) this server holds; one more is refused with
+	// 503 and Retry-After. At about 25 KiB of memory per idle connection,
+	// the default bounds them to a few hundred MiB. Default 10000;
+	// negative: no limit.
+	MaxConnections int
+
+	// MaxConnectionsPerIP is the most connections one client address
+	// (ClientIP) may hold; one more is refused with 429 and Retry-After,
+	// and the first refusal is logged. Behind a reverse proxy every
+	// client has the proxy's address: set ClientIP, or raise this.
+	// Default 1000; negative: no limit.
+	MaxConnectionsPerIP int
+
+	// ClientIP names the client of a request for MaxConnectionsPerIP.
+	// Default: the host of r.RemoteAddr (which a trusted proxy middleware
+	// such as chi's RealIP may have set).
+	ClientIP func(r *http.Request) string
+
 	// MaxRooms is the most rooms with members on this server; a join that
 	// would open one more gets a server_full error. With the default store
 	// bounds, it caps what a crowd of clients each opening its own room can
@@ -192,6 +211,12 @@ type Options struct {
 
 	// Logger receives the server's diagnostics. Default slog.Default().
 	Logger *slog.Logger
+
+	// Metrics, when set, is told as things happen what Server.Stats
+	// totals: departures by reason, refusals, and the time and outcome
+	// of every Store and Broker call. wsroom.dev/adapters/prometheus
+	// exports both. Default nil.
+	Metrics Metrics
 }
 
 // cloneWithDefaults returns a copy of opts with defaults filled in, or an
@@ -218,6 +243,11 @@ func (opts *Options) cloneWithDefaults() (*Options, error) {
 	def(&o.HistoryBytes, 256<<10)
 	def(&o.MembersPage, 100)
 	def(&o.MaxRooms, 10000)
+	def(&o.MaxConnections, 10000)
+	def(&o.MaxConnectionsPerIP, 1000)
+	if o.ClientIP == nil {
+		o.ClientIP = remoteIP
+	}
 	def(&o.BackendTimeout, 5*time.Second)
 	def(&o.LeaseTime, 15*time.Second)
 	def(&o.LeaseRefresh, 5*time.Second)

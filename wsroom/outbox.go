@@ -151,6 +151,17 @@ func (o *outbox) writeLoop() {
 	}
 }
 
+// depth returns the events and bytes waiting, counting what is being
+// written.
+func (o *outbox) depth() (events int, bytes int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.queue != nil {
+		events = len(*o.queue)
+	}
+	return events, o.qbytes + o.inflight
+}
+
 // startHold makes the outbox queue events without writing them, until
 // release.
 func (o *outbox) startHold() {

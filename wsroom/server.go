@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -33,12 +34,14 @@ type Server struct {
 	mu       sync.Mutex
 	hubs     map[string]*hub
 	conns    map[*wsConn]struct{}
-	active   int // handlers running
+	active   int            // handlers running
+	perIP    map[string]int // handlers running, by client address
 	shutdown bool
 	done     chan struct{} // closed when shutdown and active == 0
 	closing  atomic.Bool
 
 	noRoomOnce sync.Once // the log line of a route without a room
+	capLog     sync.Once // the log line of the per-address cap
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -53,6 +56,10 @@ func New(opts *Options) (*Server, error) {
 	}
 	_, memStore := o.Store.(*MemoryStore)
 	_, memBroker := o.Broker.(*MemoryBroker)
+	if o.Metrics != nil {
+		o.Store = timedStore{o.Store, o.Metrics}
+		o.Broker = timedBroker{o.Broker, o.Metrics}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      o,
@@ -63,6 +70,7 @@ func New(opts *Options) (*Server, error) {
 		cancel:    cancel,
 		hubs:      make(map[string]*hub),
 		conns:     make(map[*wsConn]struct{}),
+		perIP:     make(map[string]int),
 		done:      make(chan struct{}),
 	}
 	s.lease.init(s)
@@ -124,28 +132,63 @@ func (s *Server) Room(name string) *Room {
 	return &Room{s: s, name: name}
 }
 
-// begin counts a handler in, unless the server is shutting down, in which
-// case it answers 503.
-func (s *Server) begin(w http.ResponseWriter) bool {
+// begin counts a handler in, or answers why not: 503 when the server is
+// shutting down or holds MaxConnections, 429 when the client's address
+// holds MaxConnectionsPerIP. It returns the client's address, for end.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (ip string, ok bool) {
+	ip = s.opts.ClientIP(r)
 	s.mu.Lock()
-	ok := !s.shutdown
-	if ok {
+	status := 0
+	switch {
+	case s.shutdown:
+		status = http.StatusServiceUnavailable
+	case s.opts.MaxConnections > 0 && s.active >= s.opts.MaxConnections:
+		status = http.StatusServiceUnavailable
+	case s.opts.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.opts.MaxConnectionsPerIP:
+		status = http.StatusTooManyRequests
+	default:
 		s.active++
+		s.perIP[ip]++
 	}
 	s.mu.Unlock()
-	if !ok {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	switch {
+	case status == 0:
+		return ip, true
+	case s.closing.Load():
+		http.Error(w, "server shutting down", status)
+	case status == http.StatusTooManyRequests:
+		s.refused("429")
+		s.capLog.Do(func() {
+			s.log.Warn("wsroom: a client address reached MaxConnectionsPerIP; behind a reverse proxy, set Options.ClientIP (or raise the cap)", "addr", ip, "cap", s.opts.MaxConnectionsPerIP)
+		})
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many connections from this address", status)
+	default:
+		s.refused("503")
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "the server holds its maximum of connections", status)
 	}
-	return ok
+	return ip, false
 }
 
-func (s *Server) end() {
+func (s *Server) end(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 	if s.shutdown && s.active == 0 {
 		close(s.done)
 	}
+}
+
+// remoteIP is the default Options.ClientIP: the host of r.RemoteAddr.
+func remoteIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // register makes a connection known to Shutdown, or closes it with 1001 if

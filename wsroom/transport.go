@@ -50,6 +50,7 @@ type wsConn struct {
 	nc     *inspectConn // the hijacked connection, for read deadlines
 	fw     *frameWriter // the way out, under the library's buffered writer
 	plain  bool
+	ip     string // the client's address, for the per-address cap
 	stripe uint32 // which stripe of the striped counters this connection adds to
 	out    outbox
 	ping   ownedTimer
@@ -106,6 +107,7 @@ func (c *wsConn) read() (websocket.MessageType, *[]byte, error) {
 	}
 	*bp = b
 	c.srv.stats.in.add(c.stripe, 1)
+	c.srv.stats.inBytes.add(c.stripe, int64(len(b)-maxHeader))
 	return typ, bp, nil
 }
 
@@ -157,20 +159,26 @@ func (c *wsConn) writeFailed(err error) {
 // into as few frames as maxBatch allows; plain lines and binary data go one
 // per frame.
 func (c *wsConn) writeBatch(batch []*event) error {
-	frames := 0
-	defer func() { c.srv.stats.frames.add(c.stripe, int64(frames)) }()
+	frames, bytes := 0, 0
+	defer func() {
+		c.srv.stats.frames.add(c.stripe, int64(frames))
+		c.srv.stats.outBytes.add(c.stripe, int64(bytes))
+	}()
+	frame := func(op byte, p []byte) error {
+		frames++
+		bytes += headerLen(len(p)) + len(p)
+		return c.fw.writeFrame(op, p)
+	}
 	if c.plain {
 		for _, e := range batch {
 			if e.binary != nil {
-				frames++
-				if err := c.fw.writeFrame(opBinary, e.binary); err != nil {
+				if err := frame(opBinary, e.binary); err != nil {
 					return err
 				}
 				continue
 			}
 			for _, line := range e.plain {
-				frames++
-				if err := c.fw.writeFrame(opText, line); err != nil {
+				if err := frame(opText, line); err != nil {
 					return err
 				}
 			}
@@ -178,8 +186,7 @@ func (c *wsConn) writeBatch(batch []*event) error {
 		return nil
 	}
 	if len(batch) == 1 && batch[0].binary == nil {
-		frames++
-		return c.fw.writeFrame(opText, batch[0].json)
+		return frame(opText, batch[0].json)
 	}
 	bp := getBuf()
 	defer putBuf(bp)
@@ -189,6 +196,7 @@ func (c *wsConn) writeBatch(batch []*event) error {
 			return nil
 		}
 		frames++
+		bytes += headerLen(len(*bp)-maxHeader) + len(*bp) - maxHeader
 		err := c.fw.writeFramed(opText, *bp)
 		*bp = (*bp)[:maxHeader]
 		return err
@@ -198,8 +206,7 @@ func (c *wsConn) writeBatch(batch []*event) error {
 			if err := flush(); err != nil {
 				return err
 			}
-			frames++
-			if err := c.fw.writeFrame(opBinary, e.binary); err != nil {
+			if err := frame(opBinary, e.binary); err != nil {
 				return err
 			}
 			continue
