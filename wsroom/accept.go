@@ -37,9 +37,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "unsupported WebSocket version; this server speaks version 13 (RFC 6455)", http.StatusUpgradeRequired)
 		return true
 	}
-	if err := s.checkOrigin(r); err != nil {
-		s.log.Debug("wsroom: cross-origin request refused", "origin", r.Header.Get("Origin"), "host", r.Host)
-		http.Error(w, err.Error(), http.StatusForbidden)
+	if s.refuseOrigin(w, r) {
 		return true
 	}
 	if chain, ok := hijackable(w); !ok {
@@ -50,6 +48,18 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request) bool {
 			"give the middleware's wrapper an Unwrap() http.ResponseWriter method that returns the writer it wraps",
 			"writers", chain, "path", r.URL.Path)
 		http.Error(w, "this server cannot upgrade the connection", http.StatusNotImplemented)
+		return true
+	}
+	return false
+}
+
+// refuseOrigin answers 403 to a request from a cross-site page that
+// Options.OriginPatterns does not allow, and reports whether it did. Both
+// transports check it: the upgrade, and the fallback's stream and POSTs.
+func (s *Server) refuseOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Debug("wsroom: cross-origin request refused", "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, err.Error(), http.StatusForbidden)
 		return true
 	}
 	return false

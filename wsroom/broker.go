@@ -15,6 +15,18 @@ const (
 	PubBinary   = "binary"   // Data from Name, relayed as a binary frame
 	PubRemove   = "remove"   // the server that holds Name (and Owner, if set) must close it
 	PubResync   = "resync"   // from a Broker: publications to the room may have been lost
+
+	// PubPost carries a POST of the HTTP fallback that reached a server
+	// other than the one holding its event stream (no sticky sessions): Room
+	// is the holder's server topic, Token names the stream, Data is the
+	// request body (Binary: one binary message; else frames, one a line),
+	// Seq numbers the request for its reply, Origin is the server waiting
+	// for it, and Status is 413 when the body was over its limit (Data is
+	// then empty and the stream is closed with 1009).
+	PubPost = "post"
+	// PubPostReply answers a PubPost: Room is the asking server's topic,
+	// Seq the request's, and Status the HTTP status for the POST.
+	PubPostReply = "post-reply"
 )
 
 // Publication is one event on its way from the server where it happened to
@@ -38,6 +50,12 @@ type Publication struct {
 	Except []string `json:"except,omitempty"`
 	// Origin identifies the Server that published.
 	Origin string `json:"origin,omitempty"`
+	// Token, Seq, Status and Binary are set only for PubPost and
+	// PubPostReply, which travel on a server's own topic, never a room's.
+	Token  string `json:"token,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	Status int    `json:"status,omitempty"`
+	Binary bool   `json:"binary,omitempty"`
 }
 
 // MarshalBinary encodes p for a Broker that carries bytes.
@@ -62,6 +80,11 @@ func (p *Publication) UnmarshalBinary(b []byte) error {
 // The default is an in-process broker; wsroom.dev/adapters hold brokers over
 // Redis pub/sub and NATS. The conformance suite
 // wsroom.dev/wsroom/brokertest states the contract as tests.
+//
+// Besides rooms, each Server that serves the HTTP fallback subscribes to a
+// topic of its own, which carries the POSTs that other servers forward to it
+// (PubPost) and their replies: its name starts with a NUL byte, so that no
+// room can have it. A Broker must carry any string as a room's name.
 //
 // Implementations must be safe for concurrent use. A subscription's deliver
 // function receives a room's publications one at a time; the publications

@@ -81,7 +81,8 @@ func (s *Server) openChat(w http.ResponseWriter, r *http.Request, room string) (
 var chatProtocols = []string{Subprotocol}
 
 // admitChat answers a request that cannot become a chat connection and
-// reports ok for one that can.
+// reports ok for one that can: the WebSocket's own checks (refuse), then
+// those the fallback shares (admit).
 func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, room string) (*admission, bool) {
 	if err := checkName(room, maxRoomLength); err != nil {
 		http.Error(w, "bad room name", http.StatusBadRequest)
@@ -90,8 +91,16 @@ func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, room string) 
 	if s.refuse(w, r) {
 		return nil, false
 	}
+	return s.admit(w, r, room, r.URL.Query().Get("since"))
+}
+
+// admit is the admission both transports share, once the request is known
+// to be for a room and from an allowed origin: the resume point (since, a
+// message ID), the Identify hook, and the reservation of an identified
+// member's name. It answers a refusal with its HTTP status.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, room, since string) (*admission, bool) {
 	adm := &admission{room: room, connID: strconv.FormatUint(connSeq.Add(1), 36)}
-	if v := r.URL.Query().Get("since"); v != "" {
+	if v := since; v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			http.Error(w, "bad since", http.StatusBadRequest)

@@ -91,7 +91,11 @@
 // hold is bounded in bytes (its queue, a history page, the store's budget).
 // Plain-text lines are HTML-escaped. Compression is never negotiated.
 // Handshakes of old protocol versions get 426 with Sec-WebSocket-Version:
-// 13, plain GETs a 4xx.
+// 13, plain GETs a 4xx. The HTTP fallback's streams and POSTs pass the same
+// origin check (and a stream request without an Origin that the browser
+// marks cross-site is refused); a POST acts only for the stream whose
+// unguessable token it carries, within the same size limits (413, and the
+// stream closes with 1009) and rate limit.
 //
 // # Delivery
 //
@@ -109,6 +113,25 @@
 // also the order of their IDs) and with Redis; with NATS, messages sent at
 // the same moment on two servers may reach two servers in different
 // orders.
+//
+// # HTTP fallback
+//
+// Some proxies and firewalls strip the Upgrade header or pass nothing after
+// it. For their users the same handlers serve the protocol over plain HTTP:
+// a GET with "Accept: text/event-stream" opens a Server-Sent Events stream of
+// the member's events (one JSON event per SSE event; a message's ID is the
+// SSE id, so an EventSource that reconnects with Last-Event-ID resumes after
+// it; binary messages arrive as {"type":"binary","data":"<base64>"}), and
+// POSTs carry the client's frames, naming the stream by the token its first
+// event gave in the Wsroom-Token header (TokenHeader): text frames one a
+// line, or one binary message as application/octet-stream. A fallback
+// member is a member like any other: admission, hooks, limits, presence,
+// history, the slow-consumer policy, Room.Remove and Shutdown are the same,
+// and the stream's last event gives the close code and reason a WebSocket
+// would have got. Behind a load balancer without sticky sessions, a POST
+// that reaches another server is forwarded through the Broker to the one
+// holding the stream. The browser client (ClientHandler) falls back by
+// itself. Options.NoFallback turns it off.
 //
 // # Several servers
 //

@@ -24,8 +24,9 @@ import (
 //
 // The handler is a ServeMux of its own, so the room comes from its
 // {room} wildcard as it would under any ServeMux route; Options.RoomFromRequest,
-// when set, still has the last word. Methods other than GET get the
-// Server's own refusal (405 Method Not Allowed). Each call returns a new
+// when set, still has the last word. The chat paths also take the HTTP
+// fallback's streams and POSTs (see the package documentation); other
+// methods get the Server's own refusal (405 Method Not Allowed). Each call returns a new
 // handler; all of them serve the same rooms.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()

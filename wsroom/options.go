@@ -177,6 +177,15 @@ type Options struct {
 	// binary, to the other members of the room (a shared canvas, say).
 	NoBinary bool
 
+	// NoFallback serves WebSocket only. By default a client whose network
+	// blocks WebSocket (a proxy that strips the Upgrade header, say) joins
+	// through the same handler over plain HTTP: a GET with "Accept:
+	// text/event-stream" opens a Server-Sent Events stream of the member's
+	// events, and POSTs carry its frames (see the package documentation).
+	// With NoFallback such a GET gets 426 like any other request that is
+	// not an upgrade, and a POST 405. Default false.
+	NoFallback bool
+
 	// Store keeps member names and history. Default: a MemoryStore with its
 	// defaults (1000 messages and 1 MiB per room, 64 MiB in all).
 	Store Store

@@ -24,9 +24,16 @@ var _ http.Handler = (*Room)(nil)
 // Name returns the room's name.
 func (r *Room) Name() string { return r.name }
 
-// ServeHTTP serves the chat endpoint for this room. It returns when the
-// connection ends.
+// ServeHTTP serves the chat endpoint for this room, and the HTTP fallback
+// as Server.ServeHTTP does. It returns when the connection ends.
 func (r *Room) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && r.s.servePost(w, req) {
+		return
+	}
+	if r.s.isStream(req) {
+		r.s.serveStream(w, req, r.name)
+		return
+	}
 	r.s.serveChat(w, req, r.name)
 }
 

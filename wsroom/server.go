@@ -30,6 +30,7 @@ type Server struct {
 	ctx       context.Context    // the server's life: ends with Shutdown
 	cancel    context.CancelFunc // ends ctx
 	lease     lease
+	fb        fallback // the HTTP fallback's streams and forwarded POSTs
 
 	mu       sync.Mutex
 	hubs     map[string]*hub
@@ -89,7 +90,15 @@ func New(opts *Options) (*Server, error) {
 // ("/chat/", "/ws/*") whose rest of the path would name a room. Use the
 // router's adapter, Server.Handler, a {room} wildcard,
 // Options.RoomFromRequest, or Server.Room for a fixed room.
+//
+// Unless Options.NoFallback is set, it also serves the HTTP fallback: a GET
+// with "Accept: text/event-stream" opens the room's event stream, and a
+// POST carries a stream's frames, whatever the room of its route (its
+// Wsroom-Token header names the stream).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && s.servePost(w, r) {
+		return
+	}
 	room, ok := s.roomOf(r)
 	if !ok {
 		s.noRoomOnce.Do(func() {
@@ -99,6 +108,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"path", r.URL.Path, "pattern", r.Pattern)
 		})
 		http.Error(w, "wsroom: the room of this route is unknown (see the server log)", http.StatusInternalServerError)
+		return
+	}
+	if s.isStream(r) {
+		s.serveStream(w, r, room)
 		return
 	}
 	s.serveChat(w, r, room)
@@ -254,7 +267,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Every member has left: no reservation needs the lease any more.
+	// Every member has left: no reservation needs the lease any more, and
+	// no stream the forwarded POSTs.
+	s.fb.close()
 	s.lease.halt()
 	return nil
 }

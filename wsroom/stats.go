@@ -4,7 +4,8 @@ import "sync/atomic"
 
 // Stats are a Server's counters and gauges, for metrics and tests.
 type Stats struct {
-	Connections int64 // open WebSocket connections, chat and echo (a gauge)
+	Connections int64 // open connections: WebSocket (chat and echo) and fallback streams (a gauge)
+	Streams     int64 // of them, the HTTP fallback's event streams (a gauge)
 	Members     int64 // members joined to a room on this server (a gauge)
 	Rooms       int64 // rooms with a member on this server (a gauge)
 	FramesIn    int64 // messages received from clients
@@ -19,9 +20,9 @@ type Stats struct {
 }
 
 type counters struct {
-	conns, members, rooms, deliveries, slow, refused atomic.Int64
-	left                                             [ReasonLost + 1]atomic.Int64
-	in, inBytes, frames, outBytes                    striped // counted on every frame: kept apart per connection
+	conns, streams, members, rooms, deliveries, slow, refused atomic.Int64
+	left                                                      [ReasonLost + 1]atomic.Int64
+	in, inBytes, frames, outBytes                             striped // counted on every frame: kept apart per connection
 }
 
 // striped is a counter that connections add to without sharing a cache
@@ -48,6 +49,7 @@ var nextStripe atomic.Uint32
 func (s *Server) Stats() Stats {
 	st := Stats{
 		Connections: s.stats.conns.Load(),
+		Streams:     s.stats.streams.Load(),
 		Members:     s.stats.members.Load(),
 		Rooms:       s.stats.rooms.Load(),
 		FramesIn:    s.stats.in.load(),
@@ -79,7 +81,8 @@ func (s *Server) QueueDepth() (events, bytes int64) {
 		events += int64(e)
 		bytes += b
 	}
-	return events, bytes
+	e, b := s.fb.depth()
+	return events + e, bytes + b
 }
 
 // RoomSizes calls f with each room that has members on this server and

@@ -5,6 +5,7 @@
 //	go run ./examples/chat                 # http://127.0.0.1:8080
 //	go run ./examples/chat -addr :9000 -rate 50
 //	go run ./examples/chat -unlimited      # every limit off, for load tests
+//	go run ./examples/chat -fallback=false # WebSocket only: no SSE+POST fallback
 //
 // Every limit of wsroom.Options has a flag; -h lists them with their
 // defaults.
@@ -83,6 +84,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&o.PresenceThreshold, "presence-threshold", 100, "room size from which arrivals and departures are coalesced; -1: never")
 	fs.DurationVar(&o.PresenceInterval, "presence-interval", 100*time.Millisecond, "how long coalesced arrivals and departures are collected")
 	fs.BoolVar(&o.NoBinary, "no-binary", false, "refuse binary messages in rooms")
+	fallback := fs.Bool("fallback", true, "serve the HTTP fallback (Server-Sent Events down, POST up) to clients whose network blocks WebSocket; -fallback=false: WebSocket only")
 	fs.IntVar(&c.history, "history", 1000, "messages kept per room")
 	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
 	fs.BoolVar(&c.debug, "debug", false, "serve /debug/pprof/ and /debug/mem (memory after a GC, as JSON); for local diagnostics only")
@@ -94,6 +96,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	o.NoFallback = !*fallback
 	if c.origins != "" {
 		o.OriginPatterns = strings.Split(c.origins, ",")
 	}

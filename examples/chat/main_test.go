@@ -148,4 +148,24 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-rate", "x"}, io.Discard); err == nil {
 		t.Fatal("a bad flag was accepted")
 	}
+	if c.opts.NoFallback {
+		t.Fatal("the HTTP fallback is off by default")
+	}
+	// -fallback=false: WebSocket only; a stream request gets 426.
+	c, err = parseFlags([]string{"-fallback=false"}, io.Discard)
+	if err != nil || !c.opts.NoFallback {
+		t.Fatalf("-fallback=false: %v %+v", err, c.opts.NoFallback)
+	}
+	h, off, err := newHandler(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Shutdown(context.Background())
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/chat/x", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUpgradeRequired {
+		t.Fatalf("stream with -fallback=false: %d", rec.Code)
+	}
 }

@@ -57,6 +57,9 @@ func TestBrowser(t *testing.T) {
 		{"XSSOriginalPage", testXSSOriginalPage},
 		{"ReconnectResume", testReconnectResume},
 		{"ServerRestart", testServerRestart},
+		{"FallbackProxy", testFallbackProxy},
+		{"FallbackNginx", testFallbackNginx},
+		{"FallbackBuffered", testFallbackBuffered},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -29,9 +29,16 @@ export interface CloseInfo {
 export type State = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 /** The payload of a "state" event. */
+/** A transport: WebSocket, or the HTTP fallback (Server-Sent Events down, POSTs up). */
+export type Transport = "websocket" | "sse";
+
 export interface StateEvent extends Partial<CloseInfo> {
   state: State;
   previous: State;
+  /** connecting, reconnecting: the transport of the attempt */
+  transport?: Transport;
+  /** connecting over the fallback: the stream opened, but a proxy holds its events back */
+  buffered?: boolean;
   /** reconnecting: the wait before the next attempt, in ms */
   delay?: number;
   /** reconnecting: when the next attempt starts, ms since the epoch */
@@ -153,12 +160,27 @@ export interface ClientOptions {
   random?: () => number;
   /** for tests and other environments: the WebSocket constructor */
   WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
+  /**
+   * the transports to use, in order of preference; default ["websocket", "sse"]:
+   * WebSocket first, the HTTP fallback when the upgrade fails or no frame
+   * arrives within fallbackAfter (then the fallback is kept for the session,
+   * in sessionStorage). ["websocket"] never falls back; ["sse"] never tries WebSocket.
+   */
+  transports?: Transport[];
+  /** ms a WebSocket may take to bring its first frame before the fallback is tried; default 8000 (0: never) */
+  fallbackAfter?: number;
+  /** ms after which a fallback stream that brought nothing is reported buffered (a "state" event with buffered); default 5000 */
+  bufferedAfter?: number;
+  /** for tests and other environments: fetch, for the fallback */
+  fetch?: typeof fetch;
+  /** where the fallback choice is kept; default sessionStorage */
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
 }
 
 export class Client {
   constructor(options: ClientOptions);
-  /** the transport in use */
-  readonly transport: "websocket";
+  /** the transport in use, or of the next attempt */
+  readonly transport: Transport;
   /** duplicate messages dropped */
   readonly duplicates: number;
   readonly state: State;
@@ -188,6 +210,53 @@ export class Client {
   olderMessages(limit?: number): boolean;
   requestHistory(req?: { before?: string; limit?: number }): boolean;
   requestMembers(req?: { after?: string; limit?: number }): boolean;
+}
+
+/** The request header of a fallback POST naming its stream. */
+export const TOKEN_HEADER: "Wsroom-Token";
+
+/** Reads the Server-Sent Events format from text chunks split anywhere. */
+export class EventStreamParser {
+  /** characters read, comments included */
+  bytes: number;
+  /** the last event id seen */
+  lastEventId: string;
+  push(chunk: string): Array<{ event: string; data: string; id: string }>;
+}
+
+/** The close event of an EventStreamSocket. */
+export interface EventStreamCloseEvent {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+  /** the HTTP status of a refused stream or POST; 0 otherwise */
+  status: number;
+  /** retrying cannot help (400, 401, 403, 404, 409, 501) */
+  final: boolean;
+}
+
+/**
+ * wsroom's HTTP fallback with the part of the WebSocket interface the
+ * Client uses: Server-Sent Events down (fetch), POSTs up.
+ */
+export class EventStreamSocket {
+  constructor(url: string, protocols?: string | string[], o?: { fetch?: typeof fetch; bufferedAfter?: number });
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly protocol: "wsroom.v1";
+  readonly url: string;
+  binaryType: BinaryType;
+  onopen: ((ev: object) => void) | null;
+  onmessage: ((ev: { data: string | Blob | ArrayBuffer }) => void) | null;
+  onclose: ((ev: EventStreamCloseEvent) => void) | null;
+  onerror: ((ev: object) => void) | null;
+  /** nothing arrived within bufferedAfter ms of the response */
+  onbuffered: (() => void) | null;
+  send(data: string | Blob | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
 }
 
 export function explainClose(code: number, reason?: string, how?: { opened?: boolean; normalReconnects?: boolean }): CloseInfo;

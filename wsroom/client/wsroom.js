@@ -10,6 +10,12 @@
 //	chat.connect();
 //	chat.send("hello");
 //
+// Where WebSocket is blocked (a proxy that strips the Upgrade header, or
+// passes nothing after it), the Client falls back to wsroom's HTTP fallback
+// by itself: Server-Sent Events down, POSTs up (EventStreamSocket), and
+// keeps to it for the rest of the session; `client.transport` says which
+// is in use. The API is the same either way.
+//
 // The Client joins, splits batched frames, keeps a live member set, pages
 // history and members, and reconnects with exponential backoff and full
 // jitter, resuming after the highest message id it has seen so that nothing
@@ -17,7 +23,8 @@
 // after which coming back cannot help (see FINAL_CLOSE_CODES) and says why.
 //
 // The helpers it is built from (parseFrame, backoffDelay, IdSet, MemberSet,
-// explainClose) are exported too; they need no browser.
+// explainClose, EventStreamParser, EventStreamSocket) are exported too; they
+// need no browser.
 
 /** The WebSocket subprotocol of the JSON protocol. */
 export const SUBPROTOCOL = "wsroom.v1";
@@ -260,6 +267,361 @@ export class MemberSet {
   }
 }
 
+/**
+ * EventStreamParser reads the Server-Sent Events format (the HTML
+ * standard's "text/event-stream") from text chunks split anywhere, and
+ * returns the events each chunk completes. Comments (heartbeats) return
+ * nothing; `bytes` counts everything read.
+ */
+export class EventStreamParser {
+  #buf = "";
+  #data = [];
+  #event = "";
+  #id = null;
+  #start = true;
+  /** characters read, comments included */
+  bytes = 0;
+  /** the last event id seen ("" until one is) */
+  lastEventId = "";
+
+  /**
+   * push reads a chunk and returns the events it completed.
+   * @param {string} chunk
+   * @returns {Array<{event: string, data: string, id: string}>}
+   */
+  push(chunk) {
+    this.bytes += chunk.length;
+    if (this.#start && chunk.length > 0) {
+      if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
+      this.#start = false;
+    }
+    this.#buf += chunk;
+    const out = [];
+    let at = 0;
+    for (;;) {
+      const cr = this.#buf.indexOf("\r", at);
+      const lf = this.#buf.indexOf("\n", at);
+      if (cr < 0 && lf < 0) break;
+      let end, next;
+      if (cr >= 0 && (lf < 0 || cr < lf)) {
+        if (cr + 1 >= this.#buf.length) break; // a CR at the end: LF may follow
+        end = cr;
+        next = this.#buf[cr + 1] === "\n" ? cr + 2 : cr + 1;
+      } else {
+        end = lf;
+        next = lf + 1;
+      }
+      this.#line(this.#buf.slice(at, end), out);
+      at = next;
+    }
+    this.#buf = this.#buf.slice(at);
+    return out;
+  }
+
+  #line(line, out) {
+    if (line === "") {
+      if (this.#id !== null) this.lastEventId = this.#id;
+      this.#id = null;
+      if (this.#data.length > 0) out.push({ event: this.#event || "message", data: this.#data.join("\n"), id: this.lastEventId });
+      this.#data = [];
+      this.#event = "";
+      return;
+    }
+    if (line[0] === ":") return; // a comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value[0] === " ") value = value.slice(1);
+    switch (field) {
+      case "event":
+        this.#event = value;
+        break;
+      case "data":
+        this.#data.push(value);
+        break;
+      case "id":
+        if (!value.includes("\0")) this.#id = value;
+        break;
+    }
+  }
+}
+
+/** The request header of a fallback POST naming its stream. */
+export const TOKEN_HEADER = "Wsroom-Token";
+
+const HTTP_REASONS = {
+  400: "bad request",
+  401: "not logged in",
+  403: "forbidden (not allowed from this page, or refused by the server)",
+  404: "no such endpoint",
+  409: "your identity is already connected",
+  426: "the server speaks WebSocket only",
+  429: "too many connections from your address",
+  501: "the server cannot stream",
+  503: "the server is unavailable or full",
+};
+
+/** How long a stream may take to bring its first event (ms). */
+const OPEN_TIMEOUT = 30000;
+
+/** HTTP statuses of a refused stream after which retrying cannot help. */
+const FINAL_STATUSES = new Set([400, 401, 403, 404, 409, 501]);
+/** HTTP statuses of a refused POST after which a new stream cannot help. */
+const POST_FINAL_STATUSES = new Set([400, 401, 403, 415]);
+
+/**
+ * EventStreamSocket is wsroom's HTTP fallback with the part of the
+ * WebSocket interface the Client uses: a Server-Sent Events stream (read
+ * with fetch) brings the events down, and POSTs, one at a time so that
+ * they keep their order, carry the frames up, batched while one is in
+ * flight. It POSTs an empty body when it has had nothing to send for the
+ * heartbeat the server announced (the server drops a client that stops
+ * POSTing), and closes as lost (1006) when the stream stays silent longer
+ * than the server's heartbeat allows. When nothing of the stream arrives
+ * within bufferedAfter ms, something on the way (a proxy) may be holding
+ * it back: it calls onbuffered, and gives up (1006) after 30 s.
+ *
+ * Its close event has, besides code and reason, the HTTP status of a
+ * refused stream (status) and whether retrying can help (final).
+ */
+export class EventStreamSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+
+  readyState = 0;
+  protocol = SUBPROTOCOL;
+  binaryType = "blob";
+  /** @type {string} the stream's URL (http: or https:) */
+  url;
+  onopen = null;
+  onmessage = null;
+  onclose = null;
+  onerror = null;
+  /** called once when nothing arrives for bufferedAfter ms after the response */
+  onbuffered = null;
+
+  #fetch;
+  #ac = new AbortController();
+  #bufferedAfter;
+  #hello = null;
+  #post = "";
+  #queue = [];
+  #posting = false;
+  #lastPost = 0;
+  #lastByte = 0;
+  #timers = [];
+  #parser = new EventStreamParser();
+
+  /**
+   * @param {string} url ws:, wss:, http: or https: URL of the chat endpoint
+   * @param {string | string[]} [_protocols] ignored: the fallback speaks wsroom.v1
+   * @param {{fetch?: typeof fetch, bufferedAfter?: number}} [o]
+   */
+  constructor(url, _protocols, o = {}) {
+    const u = new URL(url, globalThis.location?.href);
+    if (u.protocol === "ws:") u.protocol = "http:";
+    if (u.protocol === "wss:") u.protocol = "https:";
+    this.url = u.href;
+    this.#fetch = o.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#bufferedAfter = o.bufferedAfter ?? 5000;
+    this.#start();
+  }
+
+  async #start() {
+    // A proxy that buffers the stream may hold back even the response's
+    // headers: the wait starts with the request.
+    this.#timers.push(
+      setTimeout(() => {
+        if (this.readyState === 0 && this.#parser.bytes === 0) this.onbuffered?.();
+      }, this.#bufferedAfter),
+      setTimeout(() => {
+        if (this.readyState === 0) this.#end(1006, `nothing arrived in ${OPEN_TIMEOUT / 1000} s`);
+      }, OPEN_TIMEOUT),
+    );
+    let res;
+    try {
+      res = await this.#fetch(this.url, {
+        headers: { Accept: "text/event-stream" },
+        credentials: "include",
+        cache: "no-store",
+        signal: this.#ac.signal,
+      });
+    } catch (err) {
+      return this.#end(1006, "", { error: String(err?.message ?? err) });
+    }
+    if (this.readyState >= 2) return;
+    const ctype = res.headers.get("Content-Type") ?? "";
+    if (!res.ok || !ctype.startsWith("text/event-stream")) {
+      let text = "";
+      try {
+        text = (await res.text()).trim().slice(0, 200);
+      } catch {
+        // the body is not needed to say why
+      }
+      const status = res.ok ? 0 : res.status;
+      const why = status ? `HTTP ${status}${HTTP_REASONS[status] ? ", " + HTTP_REASONS[status] : ""}${text ? ": " + text : ""}` : "not an event stream";
+      return this.#end(1006, why, { status, final: FINAL_STATUSES.has(status) });
+    }
+    this.#lastByte = Date.now();
+    try {
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.readyState >= 2) break;
+        this.#lastByte = Date.now();
+        for (const ev of this.#parser.push(decoder.decode(value, { stream: true }))) {
+          this.#event(ev);
+          if (this.readyState >= 2) return;
+        }
+      }
+    } catch (err) {
+      return this.#end(1006, "", { error: String(err?.message ?? err) });
+    }
+    this.#end(1006, "");
+  }
+
+  #event(ev) {
+    switch (ev.event) {
+      case "stream": {
+        let h;
+        try {
+          h = JSON.parse(ev.data);
+        } catch {
+          return this.#end(1002, "unreadable stream event");
+        }
+        this.#hello = h;
+        this.#post = new URL(h.post ?? "", this.url).href;
+        this.readyState = 1;
+        this.#lastPost = Date.now();
+        if (h.heartbeat > 0) {
+          this.#timers.push(setInterval(() => this.#beat(), Math.max(h.heartbeat / 2, 50)));
+        }
+        return this.onopen?.({});
+      }
+      case "close": {
+        let c = {};
+        try {
+          c = JSON.parse(ev.data);
+        } catch {
+          // a close all the same
+        }
+        return this.#end(typeof c.code === "number" ? c.code : 1006, typeof c.reason === "string" ? c.reason : "");
+      }
+      case "message":
+        if (ev.data.startsWith('{"type":"binary"')) {
+          let bytes;
+          try {
+            bytes = Uint8Array.from(atob(JSON.parse(ev.data).data), (c) => c.charCodeAt(0));
+          } catch {
+            return this.onmessage?.({ data: ev.data });
+          }
+          return this.onmessage?.({ data: this.binaryType === "arraybuffer" ? bytes.buffer : new Blob([bytes]) });
+        }
+        return this.onmessage?.({ data: ev.data });
+    }
+  }
+
+  #beat() {
+    const h = this.#hello;
+    const now = Date.now();
+    if (now - this.#lastByte > h.timeout + h.heartbeat) {
+      return this.#end(1006, "the server's heartbeat stopped");
+    }
+    if (now - this.#lastPost >= h.heartbeat && this.#queue.length === 0 && !this.#posting) {
+      this.#queue.push("");
+      this.#pump();
+    }
+  }
+
+  /**
+   * send queues a text frame (a string) or a binary message for the next
+   * POST.
+   * @param {string | Blob | ArrayBuffer | ArrayBufferView} data
+   */
+  send(data) {
+    if (this.readyState === 0) throw new DOMException("still connecting", "InvalidStateError");
+    if (this.readyState !== 1) return;
+    this.#queue.push(data);
+    this.#pump();
+  }
+
+  // #batch takes the next POST's body from the queue: text frames joined
+  // by newlines within the server's limit, or one binary message.
+  #batch() {
+    const first = this.#queue.shift();
+    if (typeof first !== "string") return { body: first, type: "application/octet-stream" };
+    const max = this.#hello.maxText > 0 ? this.#hello.maxText : Infinity;
+    let body = first;
+    while (this.#queue.length > 0 && typeof this.#queue[0] === "string" && this.#queue[0] !== "" && body.length + 1 + this.#queue[0].length <= max) {
+      body += (body ? "\n" : "") + this.#queue.shift();
+    }
+    return { body, type: "text/plain;charset=UTF-8" };
+  }
+
+  async #pump() {
+    if (this.#posting) return;
+    this.#posting = true;
+    try {
+      while (this.#queue.length > 0 && this.readyState === 1) {
+        const { body, type } = this.#batch();
+        for (let tries = 0; ; tries++) {
+          let res;
+          this.#lastPost = Date.now();
+          try {
+            res = await this.#fetch(this.#post, {
+              method: "POST",
+              headers: { [TOKEN_HEADER]: this.#hello.token, "Content-Type": type },
+              body,
+              credentials: "include",
+              cache: "no-store",
+            });
+          } catch (err) {
+            return this.#end(1006, "", { error: String(err?.message ?? err) });
+          }
+          if (res.status === 429 && tries < 5 && this.readyState === 1) {
+            const wait = 1000 * (Number(res.headers.get("Retry-After")) || 1);
+            await new Promise((resolve) => this.#timers.push(setTimeout(resolve, wait)));
+            continue;
+          }
+          if (res.status === 202 || res.status === 413) break; // 413: the stream closes with 1009
+          // 404: the stream ended (the server will not take this token any
+          // more), worth a new one; 400, 403, 415: the server will not take
+          // this page's POSTs at all.
+          const status = res.status;
+          return this.#end(1006, `a POST got HTTP ${status}${HTTP_REASONS[status] ? ", " + HTTP_REASONS[status] : ""}`, {
+            status,
+            final: POST_FINAL_STATUSES.has(status),
+          });
+        }
+      }
+    } finally {
+      this.#posting = false;
+    }
+  }
+
+  /** close ends the stream; no close event follows (as after WebSocket.close, once the handlers are removed). */
+  close(code = 1000, reason = "") {
+    if (this.readyState >= 2) return;
+    this.#end(code, reason, { wasClean: true });
+  }
+
+  #end(code, reason, extra = {}) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    for (const t of this.#timers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    this.#timers = [];
+    this.#queue = [];
+    this.#ac.abort();
+    this.onclose?.({ code, reason, wasClean: false, status: 0, final: false, ...extra });
+  }
+}
+
 const OPEN = 1;
 
 /**
@@ -271,7 +633,10 @@ const OPEN = 1;
  * wsroom.d.ts for their payloads.
  */
 export class Client {
-  /** the transport in use; "websocket" is the only one for now */
+  /**
+   * the transport in use, or about to be: "websocket", or "sse" (the HTTP
+   * fallback: Server-Sent Events down, POSTs up)
+   */
   transport = "websocket";
   /** how many duplicate messages were dropped */
   duplicates = 0;
@@ -296,6 +661,9 @@ export class Client {
   #members = new MemberSet();
   #membersAfter = null;
   #moreHistory = null;
+  #probing = false; // trying the fallback after WebSocket failed
+  #gotFrame = false;
+  #fallbackTimer = null;
 
   /**
    * @param {object} options see ClientOptions in wsroom.d.ts
@@ -317,11 +685,54 @@ export class Client {
       binaryType: "blob",
       random: Math.random,
       WebSocket: globalThis.WebSocket,
+      transports: ["websocket", "sse"],
+      fallbackAfter: 8000,
+      bufferedAfter: 5000,
+      fetch: undefined,
+      storage: undefined,
       ...options,
     };
     this.#url = options.url;
     this.#name = this.#o.name;
     if (this.#o.since) this.#ids.highest = String(this.#o.since);
+    const t = this.#o.transports;
+    if (!Array.isArray(t) || t.length === 0 || t.some((x) => x !== "websocket" && x !== "sse")) {
+      throw new TypeError('wsroom: transports is a list of "websocket" and "sse"');
+    }
+    this.transport = t.includes("websocket") && this.#remembered() !== "sse" ? "websocket" : "sse";
+  }
+
+  // The fallback chosen in this session (sessionStorage), per endpoint.
+  #storageKey() {
+    const u = new URL(this.#url, globalThis.location?.href ?? "http://localhost/");
+    return `wsroom.transport ${u.host}${u.pathname}`;
+  }
+
+  #storage() {
+    try {
+      return this.#o.storage ?? globalThis.sessionStorage ?? null;
+    } catch {
+      return null; // storage disabled
+    }
+  }
+
+  #remembered() {
+    try {
+      return this.#storage()?.getItem(this.#storageKey()) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  #remember(transport) {
+    try {
+      const st = this.#storage();
+      if (!st) return;
+      if (transport) st.setItem(this.#storageKey(), transport);
+      else st.removeItem(this.#storageKey());
+    } catch {
+      // storage full or disabled: the choice is not remembered
+    }
   }
 
   /**
@@ -417,6 +828,7 @@ export class Client {
   close(code = 1000, reason = "") {
     this.#wanted = false;
     this.#cancelTimer();
+    this.#cancelFallback();
     const ws = this.#ws;
     this.#ws = null;
     this.#joined = false;
@@ -525,6 +937,34 @@ export class Client {
     this.#timer = null;
   }
 
+  #cancelFallback() {
+    if (this.#fallbackTimer !== null) clearTimeout(this.#fallbackTimer);
+    this.#fallbackTimer = null;
+  }
+
+  // #canFallback reports whether a WebSocket that failed before any frame
+  // arrived may be replaced by the fallback.
+  #canFallback() {
+    return this.transport === "websocket" && this.#o.transports.includes("sse") && !this.#gotFrame;
+  }
+
+  // #fallBack drops the WebSocket attempt and tries the fallback at once.
+  #fallBack(ws) {
+    this.#cancelFallback();
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close();
+      } catch {
+        // it never opened
+      }
+    }
+    this.#ws = null;
+    this.#probing = true;
+    this.transport = "sse";
+    this.#open();
+  }
+
   #resolveURL() {
     let url = this.#url;
     const loc = globalThis.location;
@@ -546,10 +986,15 @@ export class Client {
   #open() {
     this.#opened = false;
     this.#joined = false;
-    this.#setState("connecting", { attempt: this.#attempt });
+    this.#gotFrame = false;
+    this.#setState("connecting", { attempt: this.#attempt, transport: this.transport });
     let ws;
     try {
-      ws = new this.#o.WebSocket(this.#resolveURL(), SUBPROTOCOL);
+      if (this.transport === "sse") {
+        ws = new EventStreamSocket(this.#resolveURL(), SUBPROTOCOL, { fetch: this.#o.fetch, bufferedAfter: this.#o.bufferedAfter });
+      } else {
+        ws = new this.#o.WebSocket(this.#resolveURL(), SUBPROTOCOL);
+      }
     } catch (err) {
       this.#wanted = false;
       this.#setState("closed", { code: 0, reason: "", reconnect: false, explanation: `Cannot connect: ${err.message}` });
@@ -557,11 +1002,35 @@ export class Client {
     }
     ws.binaryType = this.#o.binaryType;
     this.#ws = ws;
+    if (this.#canFallback() && this.#o.fallbackAfter > 0) {
+      // A proxy may let the upgrade through and then pass nothing.
+      this.#fallbackTimer = setTimeout(() => {
+        this.#fallbackTimer = null;
+        if (this.#ws === ws && !this.#gotFrame && this.#wanted) this.#fallBack(ws);
+      }, this.#o.fallbackAfter);
+    }
+    if (this.transport === "sse") {
+      ws.onbuffered = () => {
+        if (this.#ws !== ws) return;
+        this.#setState(this.#state, {
+          attempt: this.#attempt,
+          transport: "sse",
+          buffered: true,
+          explanation: "Nothing arrives over HTTP: a proxy on the way is holding back the event stream (or the server does not answer).",
+        });
+      };
+    }
     ws.onopen = () => {
       this.#opened = true;
+      if (this.transport === "sse" && this.#probing) {
+        this.#probing = false;
+        this.#remember("sse"); // for the rest of the session
+      }
       if (this.#name) this.#sendJoin();
     };
     ws.onmessage = (e) => {
+      this.#gotFrame = true;
+      this.#cancelFallback();
       if (typeof e.data === "string") {
         for (const ev of parseFrame(e.data)) this.#handle(ev);
       } else {
@@ -569,16 +1038,37 @@ export class Client {
       }
     };
     ws.onerror = () => {}; // a close event follows and says more
-    ws.onclose = (e) => this.#closed(ws, e.code, e.reason);
+    ws.onclose = (e) => this.#closed(ws, e.code, e.reason, e);
   }
 
-  #closed(ws, code, reason) {
+  #closed(ws, code, reason, e = {}) {
     if (ws !== this.#ws) return;
+    this.#cancelFallback();
+    if (this.#wanted && !this.#opened && this.#canFallback()) {
+      // The upgrade failed (a proxy that does not do WebSocket, or the
+      // server is down): try the fallback at once.
+      return this.#fallBack(null);
+    }
     this.#ws = null;
     const wasJoined = this.#joined;
     this.#joined = false;
     if (!this.#wanted) return;
+    if (this.transport === "sse" && !this.#opened) {
+      const probing = this.#probing;
+      this.#probing = false;
+      if (e.status === 426 || probing) {
+        // The fallback is off (426), or did not work either (the server
+        // is down?): WebSocket again next time.
+        if (e.status === 426) this.#remember(null);
+        if (this.#o.transports.includes("websocket")) this.transport = "websocket";
+      }
+    }
     const info = explainClose(code, reason, { opened: this.#opened, normalReconnects: this.#o.normalReconnects });
+    if (e.status) {
+      info.explanation = `The server refused the connection (${reason}).`;
+      if (e.final) info.reconnect = false;
+    }
+    info.transport = this.transport;
     if (wasJoined && Date.now() - this.#welcomedAt >= this.#o.stableAfter) this.#attempt = 0;
     if (!info.reconnect || !this.#o.reconnect || this.#attempt >= this.#o.maxRetries) {
       this.#wanted = false;

@@ -6,9 +6,12 @@ import assert from "node:assert/strict";
 
 import {
   Client,
+  EventStreamParser,
+  EventStreamSocket,
   IdSet,
   MemberSet,
   SUBPROTOCOL,
+  TOKEN_HEADER,
   backoffDelay,
   compareIds,
   explainClose,
@@ -138,7 +141,8 @@ function msg(id, text) {
 function newClient(t, extra = {}) {
   FakeWS.all = [];
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
-  const c = new Client({ url: "ws://127.0.0.1:1/chat/r", name: "alice", WebSocket: FakeWS, random: () => 0.5, retryBase: 100, ...extra });
+  // WebSocket only: the fallback has tests of its own below.
+  const c = new Client({ url: "ws://127.0.0.1:1/chat/r", name: "alice", WebSocket: FakeWS, random: () => 0.5, retryBase: 100, transports: ["websocket"], ...extra });
   const seen = { state: [], message: [], welcome: [], members: [], error: [], join: [], leave: [], history: [], binary: [] };
   for (const k of Object.keys(seen)) c.on(k, (e) => seen[k].push(e));
   return { c, seen };
@@ -339,4 +343,305 @@ test("Client without a name (the server identifies it) resumes through the URL",
   assert.equal(ws.url, "ws://127.0.0.1:1/chat/r?since=41");
   ws.open();
   assert.deepEqual(ws.sent, [], "no join frame");
+});
+
+// ---- The HTTP fallback: Server-Sent Events down, POSTs up ----
+
+test("EventStreamParser reads events split anywhere, with CRLF, comments, ids and a BOM", () => {
+  const p = new EventStreamParser();
+  const text = "\ufeffretry: 10\r\n: a comment\r\nevent: stream\r\ndata: {\"a\":1}\r\n\r\nid: 7\ndata: x\ndata:y\n\n:hb\n\ndata: z\r\rid\n\n";
+  const events = [];
+  for (let i = 0; i < text.length; i += 3) events.push(...p.push(text.slice(i, i + 3)));
+  assert.deepEqual(events, [
+    { event: "stream", data: '{"a":1}', id: "" },
+    { event: "message", data: "x\ny", id: "7" },
+    { event: "message", data: "z", id: "7" },
+  ]);
+  assert.equal(p.lastEventId, "", "an empty id field resets it");
+  assert.equal(p.bytes, text.length);
+  assert.deepEqual(p.push(":only a heartbeat\n"), []);
+});
+
+// FakeHTTP plays a wsroom server's fallback for fetch: each GET is a
+// stream the test writes to; each POST is recorded and answered with the
+// next status of postStatus (default 202).
+class FakeHTTP {
+  streams = [];
+  posts = [];
+  postStatus = [];
+  refuse = null;
+  fetch = async (url, init = {}) => {
+    const method = init.method ?? "GET";
+    if (method === "GET") {
+      if (this.refuse) return new Response(this.refuse.body ?? "", { status: this.refuse.status });
+      let ctl;
+      const body = new ReadableStream({ start: (c) => (ctl = c) });
+      const s = {
+        url,
+        init,
+        aborted: false,
+        push: (text) => ctl.enqueue(new TextEncoder().encode(text)),
+        end: () => ctl.close(),
+      };
+      init.signal?.addEventListener("abort", () => {
+        s.aborted = true;
+        try {
+          ctl.error(new DOMException("aborted", "AbortError"));
+        } catch {
+          // closed already
+        }
+      });
+      this.streams.push(s);
+      return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+    }
+    const body = init.body instanceof Uint8Array ? init.body : String(init.body);
+    this.posts.push({ url, headers: init.headers, body });
+    const status = this.postStatus.shift() ?? 202;
+    return new Response(null, { status, headers: status === 429 ? { "Retry-After": "1" } : {} });
+  };
+  last() {
+    return this.streams[this.streams.length - 1];
+  }
+}
+
+function hello(s, extra = {}) {
+  const h = { token: "SRV.tok", post: "?", heartbeat: 25000, timeout: 40000, maxText: 64, maxBinary: 1024, ...extra };
+  s.push(`retry: 2000\nevent: stream\ndata: ${JSON.stringify(h)}\n\n`);
+}
+
+function sse(s, ev, id) {
+  s.push(`${id ? `id: ${id}\n` : ""}data: ${JSON.stringify(ev)}\n\n`);
+}
+
+// settle lets fetch, the stream's reader and the POSTs run.
+async function settle() {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+test("EventStreamSocket opens on the stream event, posts frames in order, batched, and decodes binary", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  const http = new FakeHTTP();
+  const ws = new EventStreamSocket("ws://h/chat/r?since=4", SUBPROTOCOL, { fetch: http.fetch });
+  const got = [];
+  let opened = 0;
+  ws.onopen = () => opened++;
+  ws.onmessage = (e) => got.push(e.data);
+  ws.binaryType = "arraybuffer";
+  await settle();
+  assert.equal(http.streams[0].url, "http://h/chat/r?since=4");
+  assert.equal(http.streams[0].init.headers.Accept, "text/event-stream");
+  assert.equal(ws.readyState, 0);
+  assert.throws(() => ws.send("early"), /connecting/);
+  hello(http.last(), { post: "?room=r" });
+  await settle();
+  assert.equal(opened, 1);
+  assert.equal(ws.readyState, 1);
+  sse(http.last(), { type: "welcome", room: "r", name: "a", members: [], history: [] }, "5");
+  http.last().push('data: {"type":"binary","data":"AQID"}\n\n');
+  await settle();
+  assert.equal(got[0], '{"type":"welcome","room":"r","name":"a","members":[],"history":[]}');
+  assert.deepEqual([...new Uint8Array(got[1])], [1, 2, 3]);
+
+  http.postStatus = [202, 429, 202, 202];
+  ws.send('{"n":1}');
+  ws.send('{"n":2}'); // while the first is in flight: batched with the next
+  ws.send('{"n":3}');
+  ws.send("x".repeat(60)); // would pass maxText with the others: a POST of its own
+  ws.send(new Uint8Array([9]));
+  await settle();
+  t.mock.timers.tick(1000); // the 429's Retry-After
+  await settle();
+  assert.deepEqual(
+    http.posts.map((p) => (typeof p.body === "string" ? p.body : [...p.body])),
+    ['{"n":1}', '{"n":2}\n{"n":3}', '{"n":2}\n{"n":3}', "x".repeat(60), [9]],
+  );
+  assert.equal(http.posts[0].url, "http://h/chat/r?room=r");
+  assert.equal(http.posts[0].headers[TOKEN_HEADER], "SRV.tok");
+  assert.equal(http.posts[4].headers["Content-Type"], "application/octet-stream");
+
+  const closes = [];
+  ws.onclose = (e) => closes.push(e);
+  http.last().push('event: close\ndata: {"code":1001,"reason":"server shutting down"}\n\n');
+  await settle();
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].code, 1001);
+  assert.equal(closes[0].reason, "server shutting down");
+  assert.equal(ws.readyState, 3);
+  assert.equal(http.last().aborted, true);
+});
+
+test("EventStreamSocket keeps the stream alive with empty POSTs and closes a silent one as lost", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  const http = new FakeHTTP();
+  const ws = new EventStreamSocket("http://h/chat/r", SUBPROTOCOL, { fetch: http.fetch });
+  const closes = [];
+  ws.onclose = (e) => closes.push(e);
+  await settle();
+  hello(http.last(), { heartbeat: 1000, timeout: 1500 });
+  await settle();
+  for (let i = 0; i < 4; i++) {
+    t.mock.timers.tick(500);
+    http.last().push(":\n"); // the server's heartbeat comments
+    await settle();
+  }
+  assert.ok(http.posts.length >= 1 && http.posts.every((p) => p.body === ""), "keepalives are empty POSTs");
+  assert.equal(closes.length, 0);
+  t.mock.timers.tick(3000); // the server falls silent
+  await settle();
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].code, 1006);
+  assert.match(closes[0].reason, /heartbeat/);
+});
+
+test("EventStreamSocket reports a refused stream's HTTP status, and whether to retry", async () => {
+  const http = new FakeHTTP();
+  for (const [status, final] of [[403, true], [409, true], [503, false], [426, false]]) {
+    http.refuse = { status, body: "no" };
+    const ws = new EventStreamSocket("http://h/chat/r", SUBPROTOCOL, { fetch: http.fetch });
+    const closes = [];
+    ws.onclose = (e) => closes.push(e);
+    await settle();
+    assert.equal(closes.length, 1, `status ${status}`);
+    assert.equal(closes[0].status, status);
+    assert.equal(closes[0].final, final, `status ${status}`);
+    assert.match(closes[0].reason, new RegExp(`HTTP ${status}.*: no$`));
+  }
+});
+
+test("EventStreamSocket says when a proxy holds the stream back", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  const http = new FakeHTTP();
+  const ws = new EventStreamSocket("http://h/chat/r", SUBPROTOCOL, { fetch: http.fetch, bufferedAfter: 3000 });
+  let buffered = 0;
+  const closes = [];
+  ws.onbuffered = () => buffered++;
+  ws.onclose = (e) => closes.push(e);
+  await settle();
+  t.mock.timers.tick(2999);
+  assert.equal(buffered, 0);
+  t.mock.timers.tick(1);
+  assert.equal(buffered, 1);
+  t.mock.timers.tick(27000);
+  assert.equal(closes.length, 1, "gives up after 30 s");
+  assert.equal(closes[0].code, 1006);
+  assert.match(closes[0].reason, /nothing arrived/);
+});
+
+const timersOn = new WeakSet();
+
+// newFallbackClient is a Client whose WebSocket and fetch are fakes, with a
+// session storage of its own.
+function newFallbackClient(t, extra = {}) {
+  FakeWS.all = [];
+  if (!timersOn.has(t)) {
+    timersOn.add(t);
+    t.mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  }
+  const http = new FakeHTTP();
+  const { storage = new Map(), ...rest } = extra;
+  const store = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v), removeItem: (k) => storage.delete(k) };
+  const c = new Client({ url: "ws://127.0.0.1:1/chat/r", name: "alice", WebSocket: FakeWS, fetch: http.fetch, storage: store, random: () => 0.5, retryBase: 100, ...rest });
+  const seen = { state: [], message: [], welcome: [], binary: [] };
+  for (const k of Object.keys(seen)) c.on(k, (e) => seen[k].push(e));
+  return { c, http, storage, seen };
+}
+
+test("Client falls back to SSE+POST when the upgrade fails, and remembers it for the session", async (t) => {
+  const { c, http, storage, seen } = newFallbackClient(t);
+  assert.equal(c.transport, "websocket");
+  c.connect();
+  FakeWS.last().drop(1006); // a proxy refused the upgrade: never opened
+  assert.equal(c.transport, "sse");
+  await settle();
+  assert.equal(http.streams.length, 1);
+  assert.equal(http.streams[0].url, "http://127.0.0.1:1/chat/r");
+  assert.equal(storage.size, 0, "not remembered before it worked");
+  hello(http.last());
+  await settle();
+  assert.deepEqual(http.posts.map((p) => JSON.parse(p.body)), [{ type: "join", name: "alice" }]);
+  sse(http.last(), { type: "welcome", room: "r", name: "alice", members: ["alice"], history: [msg("3", "x")] }, "3");
+  sse(http.last(), msg("4", "y"), "4");
+  await settle();
+  assert.equal(c.state, "open");
+  assert.equal(seen.state.find((s) => s.state === "connecting" && s.transport === "sse").attempt, 0, "the fallback is not a retry");
+  assert.deepEqual(seen.message.map((m) => m.text), ["y"]);
+  assert.equal(c.send("hi"), true);
+  await settle();
+  assert.deepEqual(JSON.parse(http.posts.at(-1).body), { type: "message", text: "hi" });
+  assert.deepEqual([...storage.values()], ["sse"]);
+
+  // A dropped stream comes back over SSE, resuming.
+  http.last().end();
+  await settle();
+  assert.equal(c.state, "reconnecting");
+  t.mock.timers.tick(seen.state.at(-1).delay);
+  await settle();
+  assert.equal(FakeWS.all.length, 1, "no WebSocket attempt");
+  hello(http.last());
+  await settle();
+  assert.deepEqual(JSON.parse(http.posts.at(-1).body), { type: "join", name: "alice", since: "4" });
+
+  // Another Client of the session starts with the fallback.
+  const again = newFallbackClient(t, { storage });
+  assert.equal(again.c.transport, "sse");
+  again.c.connect();
+  await settle();
+  assert.equal(FakeWS.all.length, 0);
+  assert.equal(again.http.streams.length, 1);
+});
+
+test("Client falls back when the WebSocket opens but no frame arrives in time", async (t) => {
+  const { c, http } = newFallbackClient(t, { fallbackAfter: 2000 });
+  c.connect();
+  const ws = FakeWS.last();
+  ws.open();
+  t.mock.timers.tick(1999);
+  assert.equal(c.transport, "websocket");
+  t.mock.timers.tick(1);
+  assert.equal(ws.readyState, 3, "the mute socket is closed");
+  assert.equal(c.transport, "sse");
+  await settle();
+  assert.equal(http.streams.length, 1);
+});
+
+test("Client stays on WebSocket when the fallback fails too (the server is down), and forgets SSE on 426", async (t) => {
+  const { c, http, storage, seen } = newFallbackClient(t);
+  c.connect();
+  http.refuse = { status: 502, body: "bad gateway" };
+  FakeWS.last().drop(1006);
+  await settle();
+  assert.equal(c.state, "reconnecting");
+  assert.equal(c.transport, "websocket", "the next attempt is a WebSocket again");
+  assert.equal(storage.size, 0);
+  assert.equal(seen.state.at(-1).reconnect, true);
+
+  // With SSE remembered, a server that has the fallback off (426) sends
+  // the client back to WebSocket.
+  storage.set("wsroom.transport 127.0.0.1:1/chat/r", "sse");
+  const again = newFallbackClient(t, { storage });
+  again.http.refuse = { status: 426, body: "WebSocket only" };
+  again.c.connect();
+  await settle();
+  assert.equal(again.c.transport, "websocket");
+  assert.equal(storage.size, 0);
+
+  // A refusal that retrying cannot help ends it, saying why.
+  const third = newFallbackClient(t);
+  third.http.refuse = { status: 403, body: "origin not allowed" };
+  third.c.connect();
+  FakeWS.last().drop(1006);
+  await settle();
+  assert.equal(third.c.state, "closed");
+  assert.match(third.seen.state.at(-1).explanation, /refused.*403.*origin not allowed/);
+});
+
+test("Client says so when the event stream is buffered on the way", async (t) => {
+  const { c, seen } = newFallbackClient(t, { transports: ["sse"], bufferedAfter: 1000 });
+  c.connect();
+  await settle();
+  t.mock.timers.tick(1000);
+  const st = seen.state.at(-1);
+  assert.equal(st.state, "connecting");
+  assert.equal(st.buffered, true);
+  assert.match(st.explanation, /proxy/);
 });

@@ -109,17 +109,30 @@ function joinButton(leave) {
 
 function setStatus(state, label, detail = "") {
   $("status").dataset.state = state;
+  delete $("status").dataset.buffered;
   document.body.dataset.state = state;
   $("state").textContent = label;
   $("detail").textContent = detail;
   $("retry").hidden = state !== "reconnecting";
 }
 
+const TRANSPORTS = { websocket: "WebSocket", sse: "HTTP fallback (SSE + POST)" };
+
+// showTransport says which transport the client uses: WebSocket, or the
+// HTTP fallback where a proxy or firewall blocks WebSocket.
+function showTransport() {
+  const t = client?.transport ?? "websocket";
+  $("transport").textContent = TRANSPORTS[t] ?? t;
+  $("transport").dataset.transport = t;
+}
+
 function onState(s) {
   clearInterval(countdown);
+  showTransport();
   switch (s.state) {
     case "connecting":
-      setStatus("connecting", s.attempt ? `Reconnecting (attempt ${s.attempt})…` : "Connecting…");
+      setStatus("connecting", s.attempt ? `Reconnecting (attempt ${s.attempt})…` : "Connecting…", s.buffered ? s.explanation : "");
+      if (s.buffered) $("status").dataset.buffered = "1";
       setJoined(false);
       break;
     case "open":
@@ -156,7 +169,7 @@ function join() {
   $("older").textContent = "Older messages";
   client = new Client({ url: "/chat/" + encodeURIComponent(room), name });
   window.wsroomClient = client; // for the console, and the page's tests
-  $("transport").textContent = client.transport === "websocket" ? "WebSocket" : client.transport;
+  showTransport();
   client.on("state", onState);
   client.on("welcome", (w) => {
     if (w.gap) append(noteItem("gap", "Some messages sent while you were away could not be recovered."));
