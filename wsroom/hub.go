@@ -3,6 +3,7 @@ package wsroom
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,12 +41,67 @@ type hub struct {
 	catch  sync.WaitGroup // catch-ups in flight
 
 	presence presence
+
+	// Flow control: how many members here are behind (outbox.go), and a
+	// channel closed, and replaced, each time one catches up.
+	behind  atomic.Int32
+	drainMu sync.Mutex
+	drained chan struct{}
 }
 
 func newHub(s *Server, name string) *hub {
-	h := &hub{srv: s, name: name, byName: make(map[string]*member)}
+	h := &hub{srv: s, name: name, byName: make(map[string]*member), drained: make(chan struct{})}
 	h.presence.h = h
 	return h
+}
+
+// setBehind counts a member falling behind or catching up.
+func (h *hub) setBehind(behind bool) {
+	if behind {
+		h.behind.Add(1)
+		return
+	}
+	h.behind.Add(-1)
+	h.drainMu.Lock()
+	close(h.drained)
+	h.drained = make(chan struct{})
+	h.drainMu.Unlock()
+}
+
+// congested reports whether most of the room's members here are behind:
+// then the publishers, not the readers, are too fast.
+func (h *hub) congested() bool {
+	b := int(h.behind.Load())
+	return b > 0 && b*2 > h.size()
+}
+
+// throttle holds a publisher of this server while the room is congested,
+// at most for d: its reading goroutine stops reading, so the burst slows
+// to what the room takes instead of overflowing everyone's queue. A member
+// that falls behind a room that keeps up is still closed as too slow when
+// its queue overflows.
+func (h *hub) throttle(ctx context.Context, d time.Duration) {
+	if !h.congested() {
+		return
+	}
+	h.srv.stats.throttled.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for h.congested() {
+		h.drainMu.Lock()
+		ch := h.drained
+		h.drainMu.Unlock()
+		if !h.congested() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // subscribe starts the room's subscription, once, for the hub's life: its

@@ -78,7 +78,44 @@ type outbox struct {
 	holdAt   int   // queue length when the hold began
 	closing  bool  // accept no more events
 	abort    bool  // drop queued events instead of writing them
+	behind   bool  // past a quarter of a bound, not yet back under an eighth
+	watch    func(behind bool)
 	wg       sync.WaitGroup
+}
+
+// Watermarks of the flow control: a client is behind once its queue holds
+// more than a quarter of a bound, and caught up once it is back under an
+// eighth. A room where most members are behind slows its publishers
+// (hub.throttle) long before anyone reaches the bound.
+const (
+	behindAt   = 4 // a quarter
+	caughtUpAt = 8 // an eighth
+)
+
+// past reports whether the queue holds more than 1/div of a bound. Called
+// with o.mu held.
+func (o *outbox) past(div int64) bool {
+	n := int64(0)
+	if o.queue != nil {
+		n = int64(len(*o.queue))
+	}
+	return o.maxEvents > 0 && n*div > int64(o.maxEvents) ||
+		o.maxBytes > 0 && (o.qbytes+o.inflight)*div > o.maxBytes
+}
+
+// setWatch sets the function told when the client falls behind and when it
+// catches up; with nil, a client that was behind counts as caught up.
+func (o *outbox) setWatch(f func(behind bool)) {
+	o.mu.Lock()
+	old, was := o.watch, o.behind
+	o.watch = f
+	if f == nil {
+		o.behind = false
+	}
+	o.mu.Unlock()
+	if f == nil && was && old != nil {
+		old(false)
+	}
 }
 
 func (o *outbox) init(w batchWriter, plain bool, maxEvents int, maxBytes int64) {
@@ -111,7 +148,14 @@ func (o *outbox) enqueue(e *event) {
 	*o.queue = append(*o.queue, e)
 	o.qbytes += size
 	o.startLocked()
+	var tell func(bool)
+	if !o.behind && o.watch != nil && o.past(behindAt) {
+		o.behind, tell = true, o.watch
+	}
 	o.mu.Unlock()
+	if tell != nil {
+		tell(true)
+	}
 }
 
 func (o *outbox) startLocked() {
@@ -142,11 +186,20 @@ func (o *outbox) writeLoop() {
 		err := o.w.writeBatch(*q)
 		putQueue(q)
 		o.mu.Lock()
+		o.inflight = 0
 		if err != nil {
 			o.abort = true
 			o.mu.Unlock()
 			o.w.writeFailed(err)
 			o.mu.Lock()
+		}
+		if o.behind && (o.abort || !o.past(caughtUpAt)) {
+			o.behind = false
+			if tell := o.watch; tell != nil {
+				o.mu.Unlock()
+				tell(false)
+				o.mu.Lock()
+			}
 		}
 	}
 }

@@ -81,6 +81,10 @@ func (c *wsConn) hold()                                        { c.out.startHold
 func (c *wsConn) release(first *event, keep func(*event) bool) { c.out.release(first, keep) }
 func (c *wsConn) isPlain() bool                                { return c.plain }
 
+// watch implements the flow control's optional capability of a transport:
+// f is told when the client falls behind and when it catches up.
+func (c *wsConn) watch(f func(behind bool)) { c.out.setWatch(f) }
+
 // read reads one whole message into a pooled buffer, after maxHeader bytes
 // of room for a frame header: the echo endpoint sends it back from there.
 func (c *wsConn) read() (websocket.MessageType, *[]byte, error) {
