@@ -21,8 +21,8 @@ type Stats struct {
 
 type counters struct {
 	conns, members, rooms, deliveries, slow, refused, throttled atomic.Int64
-	left                                             [ReasonLost + 1]atomic.Int64
-	in, inBytes, frames, outBytes                    striped // counted on every frame: kept apart per connection
+	left                                                        [ReasonLost + 1]atomic.Int64
+	in, inBytes, frames, outBytes                               striped // counted on every frame: kept apart per connection
 }
 
 // striped is a counter that connections add to without sharing a cache
