@@ -262,23 +262,48 @@ func (h *hub) deliver(p *Publication, r *route) {
 	if e == nil {
 		return
 	}
+	// In a small room, an event is written on this goroutine to each
+	// member whose connection is idle: one system call each, no
+	// hand-off. In a big one, it is queued for each member's writer, which
+	// batches what piles up into one frame.
+	direct := len(h.members) <= directMax
 	n := 0
 	if len(r.to) > 0 {
 		for _, name := range r.to {
 			if m := h.byName[name]; m != nil && h.admits(r, m) {
-				m.t.send(e)
+				send(m.t, e, direct)
 				n++
 			}
 		}
 	} else {
 		for _, m := range h.members {
 			if h.admits(r, m) {
-				m.t.send(e)
+				send(m.t, e, direct)
 				n++
 			}
 		}
 	}
 	h.srv.stats.deliveries.Add(int64(n))
+}
+
+// directMax is the largest room whose events are written on the
+// delivering goroutine (see deliver).
+const directMax = 32
+
+// directSender is the optional capability of a transport that writes an
+// event on the caller's goroutine when its connection is idle.
+type directSender interface {
+	sendDirect(e *event)
+}
+
+func send(t transport, e *event, direct bool) {
+	if direct {
+		if d, ok := t.(directSender); ok {
+			d.sendDirect(e)
+			return
+		}
+	}
+	t.send(e)
 }
 
 func (h *hub) admits(r *route, m *member) bool {

@@ -51,6 +51,13 @@ type batchWriter interface {
 	overflowed()
 	// writeFailed is told that a write failed; nothing more is written.
 	writeFailed(err error)
+	// tryEvent writes e at once if the connection takes it without
+	// blocking (outbox.sendDirect); sent reports that it is on its way,
+	// tail that the rest of its frame waits for flushTail.
+	tryEvent(e *event) (sent, tail bool, err error)
+	// flushTail writes what tryEvent left, blocking within the write
+	// timeout. It runs on the outbox's writing goroutine only.
+	flushTail() error
 }
 
 // outbox is a client's bounded queue of events and the goroutine that
@@ -78,6 +85,7 @@ type outbox struct {
 	holdAt   int   // queue length when the hold began
 	closing  bool  // accept no more events
 	abort    bool  // drop queued events instead of writing them
+	tail     bool  // a frame sent directly waits for its rest to be written
 	behind   bool  // past a quarter of a bound, not yet back under an eighth
 	watch    func(behind bool)
 	wg       sync.WaitGroup
@@ -159,12 +167,53 @@ func (o *outbox) enqueue(e *event) {
 }
 
 func (o *outbox) startLocked() {
-	if o.writing || o.hold || o.abort || o.queue == nil || len(*o.queue) == 0 {
+	if o.writing || o.hold || o.abort || !o.tail && (o.queue == nil || len(*o.queue) == 0) {
 		return
 	}
 	o.writing = true
 	o.wg.Add(1)
 	go o.loop()
+}
+
+// sendDirect writes e on the caller's goroutine when the client has
+// nothing queued and its connection takes the frame at once: in a small
+// room this saves a goroutine's start and hand-off per delivery, for one
+// non-blocking system call. Otherwise e is queued as enqueue queues it, so
+// the bounds and the slow-client policy hold the same.
+func (o *outbox) sendDirect(e *event) {
+	if !e.forClient(o.plain) {
+		return
+	}
+	o.mu.Lock()
+	if o.writing || o.hold || o.closing || o.abort || o.tail || o.queue != nil && len(*o.queue) > 0 {
+		o.mu.Unlock()
+		o.enqueue(e)
+		return
+	}
+	o.writing = true // what arrives meanwhile queues behind e
+	o.mu.Unlock()
+	sent, tail, err := o.w.tryEvent(e)
+	o.mu.Lock()
+	o.writing = false
+	if err != nil {
+		o.abort = true
+		o.mu.Unlock()
+		o.w.writeFailed(err)
+		return
+	}
+	if !sent {
+		// First in line: what arrived meanwhile came after it.
+		if o.queue == nil {
+			o.queue = getQueue()
+		}
+		*o.queue = append(*o.queue, nil)
+		copy((*o.queue)[1:], *o.queue)
+		(*o.queue)[0] = e
+		o.qbytes += e.size(o.plain)
+	}
+	o.tail = tail
+	o.startLocked()
+	o.mu.Unlock()
 }
 
 // writeLoop writes queued events until the queue is empty, then exits.
@@ -173,6 +222,19 @@ func (o *outbox) writeLoop() {
 	o.mu.Lock()
 	for {
 		o.inflight = 0
+		if o.tail && !o.abort {
+			o.tail = false
+			o.mu.Unlock()
+			err := o.w.flushTail()
+			o.mu.Lock()
+			if err != nil {
+				o.abort = true
+				o.mu.Unlock()
+				o.w.writeFailed(err)
+				o.mu.Lock()
+			}
+			continue
+		}
 		q := o.queue
 		if q == nil || len(*q) == 0 || o.abort || o.hold {
 			o.writing = false // the next writer may start
