@@ -3,9 +3,9 @@ package wsroom_test
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
