@@ -191,6 +191,8 @@ func (o *outbox) sendDirect(e *event) {
 		return
 	}
 	o.writing = true // what arrives meanwhile queues behind e
+	o.wg.Add(1)      // close waits for this attempt as for a writer
+	defer o.wg.Done()
 	o.mu.Unlock()
 	sent, tail, err := o.w.tryEvent(e)
 	o.mu.Lock()
