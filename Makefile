@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ## tests (which the race detector would distort), then a short fuzz
 test:
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -race -count=1 ./...); done
-	go test -count=1 -run 'Allocs|MemberStack' ./wsroom
+	go test -count=1 -run 'Allocs|MemberStack|BurstSlows' ./wsroom
 	cd internal/thirdparty && go test -count=1 -run 'MemberStack' ./...
 	cd adapters/gin && go test -count=1 -run 'MemberStack' ./...
 	@$(MAKE) --no-print-directory fuzz

@@ -53,6 +53,7 @@ type frameWriter struct {
 	mu        sync.Mutex
 	closeSent bool
 	err       error           // the first write error, returned ever after
+	tail      []byte          // the rest of a frame that tryFramed began; written before anything else
 	pending   []byte          // a control frame the library flushed only in part
 	hdr       [maxHeader]byte // the header of a frame sent by writev, under mu
 	vec       [2][]byte       // header and payload for writev, under mu
@@ -97,6 +98,9 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return 0, w.err
+	}
+	if err := w.flushTail(); err != nil {
+		return 0, err
 	}
 	n := len(p)
 	if len(w.pending) > 0 {
@@ -152,6 +156,63 @@ func frameSize(b []byte) (int, bool) {
 		return 0, false
 	}
 	return hl + int(n), true
+}
+
+// flushTail writes the rest of a frame that tryFramed began, under mu.
+func (w *frameWriter) flushTail() error {
+	if len(w.tail) == 0 {
+		return nil
+	}
+	tail := w.tail
+	w.tail = nil
+	return w.write(tail)
+}
+
+// tryFramed writes b[maxHeader:] as one frame if the connection can take
+// it at once, without blocking, as writeFramed does. sent reports that the
+// frame is on its way: all of it was written, or its start was and the
+// rest is kept, to be written before anything else (tail reports that;
+// call flush soon). When the socket took nothing, or the writer has
+// something of its own to finish, nothing is written and sent is false.
+func (w *frameWriter) tryFramed(op byte, b []byte) (sent, tail bool, err error) {
+	if w.raw == nil {
+		return false, false, nil
+	}
+	n := len(b) - maxHeader
+	hl := headerLen(n)
+	b = b[maxHeader-hl:]
+	putHeader(b[:hl], op, n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return false, false, err
+	}
+	if len(w.tail) > 0 || len(w.pending) > 0 {
+		return false, false, nil
+	}
+	k, err := w.raw.tryWrite(b)
+	switch {
+	case err != nil:
+		w.err = err
+		return false, false, err
+	case k == 0:
+		return false, false, nil
+	case k < len(b):
+		w.tail = append([]byte(nil), b[k:]...)
+		return true, true, nil
+	}
+	return true, false, nil
+}
+
+// flush writes what tryFramed left of a frame, blocking within the
+// timeout.
+func (w *frameWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return w.flushTail()
 }
 
 // write sends b, under mu: one non-blocking attempt, then, for what the
@@ -236,6 +297,9 @@ func (w *frameWriter) writeFrame(op byte, p []byte) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	if err := w.flushTail(); err != nil {
+		return err
+	}
 	putHeader(w.hdr[:hl], op, len(p))
 	w.vec = [2][]byte{w.hdr[:hl], p}
 	w.bufs = w.vec[:]
@@ -261,6 +325,9 @@ func (w *frameWriter) writeFramed(op byte, b []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.flushTail(); err != nil {
 		return err
 	}
 	return w.write(b)

@@ -1,11 +1,14 @@
 package wsroom
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
+	"time"
 
 	"wsroom.dev/internal/assert"
 )
@@ -134,4 +137,64 @@ func TestFrameWriterReassemblesControlFrames(t *testing.T) {
 		}
 		assert.True(t, fmt.Sprintf("cut at %d: frames whole and in order: %x", cut, c.out.Bytes()), bytes.Equal(want, c.out.Bytes()))
 	}
+}
+
+// TestTryFramedKeepsTheTail: frames written directly, without blocking,
+// to a peer that reads nothing fill the socket; a frame the socket took
+// only in part has its rest kept and written first, so the peer reads
+// whole frames, in order.
+func TestTryFramedKeepsTheTail(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.Success(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	assert.Success(t, err)
+	defer client.Close()
+	server := <-accepted
+	defer server.Close()
+	server.(*net.TCPConn).SetWriteBuffer(8 << 10)
+	client.(*net.TCPConn).SetReadBuffer(8 << 10)
+	fw := newFrameWriter(server, 5*time.Second)
+
+	payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 3000) }
+	framed := func(p []byte) []byte { return append(make([]byte, maxHeader), p...) }
+	sent, tails := 0, 0
+	for i := 0; ; i++ {
+		ok, tail, err := fw.tryFramed(opBinary, framed(payload(i)))
+		assert.Success(t, err)
+		if !ok {
+			break // full
+		}
+		sent++
+		if tail {
+			tails++
+			// The writer finishes the frame before anything else.
+			done := make(chan error, 1)
+			go func() { done <- fw.writeFrame(opBinary, payload(i+1)) }()
+			br := bufio.NewReader(client)
+			for j := 0; j <= i+1; j++ {
+				var h [4]byte
+				_, err := io.ReadFull(br, h[:])
+				assert.Success(t, err)
+				assert.True(t, fmt.Sprintf("frame %d: a whole binary frame of 3000 bytes", j), h[0] == 0x82 && h[1] == 126 && int(h[2])<<8|int(h[3]) == 3000)
+				p := make([]byte, 3000)
+				_, err = io.ReadFull(br, p)
+				assert.Success(t, err)
+				assert.True(t, fmt.Sprintf("frame %d in order", j), bytes.Equal(payload(j), p))
+			}
+			assert.Success(t, <-done)
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the socket never filled")
+		}
+	}
+	assert.True(t, "some frames went out directly", sent > 0)
+	assert.True(t, "a frame the socket took in part", tails > 0)
+	t.Logf("%d frames written directly before the socket filled; %d left a tail", sent, tails)
 }

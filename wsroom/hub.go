@@ -3,6 +3,7 @@ package wsroom
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,12 +41,67 @@ type hub struct {
 	catch  sync.WaitGroup // catch-ups in flight
 
 	presence presence
+
+	// Flow control: how many members here are behind (outbox.go), and a
+	// channel closed, and replaced, each time one catches up.
+	behind  atomic.Int32
+	drainMu sync.Mutex
+	drained chan struct{}
 }
 
 func newHub(s *Server, name string) *hub {
-	h := &hub{srv: s, name: name, byName: make(map[string]*member)}
+	h := &hub{srv: s, name: name, byName: make(map[string]*member), drained: make(chan struct{})}
 	h.presence.h = h
 	return h
+}
+
+// setBehind counts a member falling behind or catching up.
+func (h *hub) setBehind(behind bool) {
+	if behind {
+		h.behind.Add(1)
+		return
+	}
+	h.behind.Add(-1)
+	h.drainMu.Lock()
+	close(h.drained)
+	h.drained = make(chan struct{})
+	h.drainMu.Unlock()
+}
+
+// congested reports whether most of the room's members here are behind:
+// then the publishers, not the readers, are too fast.
+func (h *hub) congested() bool {
+	b := int(h.behind.Load())
+	return b > 0 && b*2 > h.size()
+}
+
+// throttle holds a publisher of this server while the room is congested,
+// at most for d: its reading goroutine stops reading, so the burst slows
+// to what the room takes instead of overflowing everyone's queue. A member
+// that falls behind a room that keeps up is still closed as too slow when
+// its queue overflows.
+func (h *hub) throttle(ctx context.Context, d time.Duration) {
+	if !h.congested() {
+		return
+	}
+	h.srv.stats.throttled.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for h.congested() {
+		h.drainMu.Lock()
+		ch := h.drained
+		h.drainMu.Unlock()
+		if !h.congested() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // subscribe starts the room's subscription, once, for the hub's life: its
@@ -206,23 +262,48 @@ func (h *hub) deliver(p *Publication, r *route) {
 	if e == nil {
 		return
 	}
+	// In a small room, an event is written on this goroutine to each
+	// member whose connection is idle: one system call each, no
+	// hand-off. In a big one, it is queued for each member's writer, which
+	// batches what piles up into one frame.
+	direct := len(h.members) <= directMax
 	n := 0
 	if len(r.to) > 0 {
 		for _, name := range r.to {
 			if m := h.byName[name]; m != nil && h.admits(r, m) {
-				m.t.send(e)
+				send(m.t, e, direct)
 				n++
 			}
 		}
 	} else {
 		for _, m := range h.members {
 			if h.admits(r, m) {
-				m.t.send(e)
+				send(m.t, e, direct)
 				n++
 			}
 		}
 	}
 	h.srv.stats.deliveries.Add(int64(n))
+}
+
+// directMax is the largest room whose events are written on the
+// delivering goroutine (see deliver).
+const directMax = 32
+
+// directSender is the optional capability of a transport that writes an
+// event on the caller's goroutine when its connection is idle.
+type directSender interface {
+	sendDirect(e *event)
+}
+
+func send(t transport, e *event, direct bool) {
+	if direct {
+		if d, ok := t.(directSender); ok {
+			d.sendDirect(e)
+			return
+		}
+	}
+	t.send(e)
 }
 
 func (h *hub) admits(r *route, m *member) bool {

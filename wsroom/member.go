@@ -244,6 +244,9 @@ func (m *member) enter(res Reservation, replaced Owner, since msgID) {
 	// is both in the welcome's history and after it.
 	m.t.hold()
 	m.name, m.res, m.hub = res.Name, res, h
+	if w, ok := m.t.(watcher); ok {
+		w.watch(h.setBehind)
+	}
 	h.add(m)
 	m.joined.Store(true)
 	m.joinTimer.cancel()
@@ -353,6 +356,7 @@ func (m *member) say(text string) {
 		s.log.Error("wsroom: message not sent", "room", m.room, "from", m.name, "err", err)
 		m.sendError(CodeUnavailable)
 	}
+	m.hub.throttle(m.ctx, s.throttleLimit())
 }
 
 // relay sends a binary message from the member to the other members.
@@ -370,6 +374,23 @@ func (m *member) relay(data []byte) {
 		s.log.Error("wsroom: binary message not sent", "room", m.room, "from", m.name, "err", err)
 		m.sendError(CodeUnavailable)
 	}
+	m.hub.throttle(m.ctx, s.throttleLimit())
+}
+
+// watcher is the optional capability of a transport that takes part in
+// the flow control: it tells when its client falls behind and catches up.
+type watcher interface {
+	watch(f func(behind bool))
+}
+
+// throttleLimit bounds how long a publisher waits for a congested room:
+// after WriteTimeout, the members that are behind are being dropped
+// anyway.
+func (s *Server) throttleLimit() time.Duration {
+	if s.opts.WriteTimeout > 0 {
+		return s.opts.WriteTimeout
+	}
+	return 10 * time.Second
 }
 
 // historyCostUnit is how many bytes of a history page cost one more frame
@@ -446,6 +467,9 @@ func (m *member) leave() {
 	ctx := context.WithoutCancel(m.ctx)
 	reason, code, err := m.t.ended()
 	h := m.hub
+	if w, ok := m.t.(watcher); ok {
+		w.watch(nil)
+	}
 	h.remove(m)
 	s.stats.members.Add(-1)
 	s.left(reason)

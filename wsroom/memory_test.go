@@ -2,8 +2,10 @@ package wsroom_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,7 @@ func TestFloodOfRoomsStaysInBudget(t *testing.T) {
 	store := wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{MaxBytes: budget})
 	e := newEnv(t, &wsroom.Options{Store: store, RateLimit: -1, WelcomeHistory: -1})
 	base := heapInUse()
+	baseRSS := processRSS()
 	text := []byte(strings.Repeat("z", 30<<10))
 	const rooms, each = 30, 30
 	for r := range rooms {
@@ -128,6 +131,26 @@ func TestFloodOfRoomsStaysInBudget(t *testing.T) {
 	}
 	waitFor(t, "everyone gone", func() bool { return e.srv.Stats().Connections == 0 })
 	grew := heapInUse() - base
-	t.Logf("offered %d MiB; heap growth after the rooms went quiet: %d KiB (budget %d KiB)", rooms*each*len(text)>>20, grew>>10, budget>>10)
+	rss := processRSS()
+	t.Logf("offered %d MiB; heap growth after the rooms went quiet: %d KiB (budget %d KiB); process RSS %d MiB, %d MiB at the start", rooms*each*len(text)>>20, grew>>10, budget>>10, rss>>20, baseRSS>>20)
 	assert.True(t, "within the budget and a margin", grew < budget+4<<20)
+	if !raceEnabled && baseRSS > 0 {
+		// The runtime has given back what the heap no longer holds.
+		assert.True(t, fmt.Sprintf("RSS growth %d MiB within the budget and a margin", (rss-baseRSS)>>20), rss-baseRSS < budget+32<<20)
+	}
+}
+
+// processRSS returns the process's resident memory, as an operator sees
+// it (0 where /proc is missing).
+func processRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
 }

@@ -53,6 +53,18 @@ type batchWriter interface {
 	writeFailed(err error)
 }
 
+// directWriter is the optional capability of a batchWriter that can write
+// one event on the caller's goroutine (outbox.sendDirect).
+type directWriter interface {
+	// tryEvent writes e at once if the connection takes it without
+	// blocking; sent reports that it is on its way, tail that the rest of
+	// its frame waits for flushTail.
+	tryEvent(e *event) (sent, tail bool, err error)
+	// flushTail writes what tryEvent left, blocking within the write
+	// timeout. It runs on the outbox's writing goroutine only.
+	flushTail() error
+}
+
 // outbox is a client's bounded queue of events and the goroutine that
 // writes them. The goroutine exists only while something is queued: it
 // takes everything queued at once (a JSON client receives it batched in one
@@ -64,6 +76,7 @@ type batchWriter interface {
 // written until release puts the welcome first.
 type outbox struct {
 	w         batchWriter
+	d         directWriter // w, if it can write directly; else nil
 	plain     bool
 	maxEvents int    // <= 0: unbounded
 	maxBytes  int64  // <= 0: unbounded
@@ -78,11 +91,50 @@ type outbox struct {
 	holdAt   int   // queue length when the hold began
 	closing  bool  // accept no more events
 	abort    bool  // drop queued events instead of writing them
+	tail     bool  // a frame sent directly waits for its rest to be written
+	behind   bool  // past a quarter of a bound, not yet back under an eighth
+	watch    func(behind bool)
 	wg       sync.WaitGroup
+}
+
+// Watermarks of the flow control: a client is behind once its queue holds
+// more than a quarter of a bound, and caught up once it is back under an
+// eighth. A room where most members are behind slows its publishers
+// (hub.throttle) long before anyone reaches the bound.
+const (
+	behindAt   = 4 // a quarter
+	caughtUpAt = 8 // an eighth
+)
+
+// past reports whether the queue holds more than 1/div of a bound. Called
+// with o.mu held.
+func (o *outbox) past(div int64) bool {
+	n := int64(0)
+	if o.queue != nil {
+		n = int64(len(*o.queue))
+	}
+	return o.maxEvents > 0 && n*div > int64(o.maxEvents) ||
+		o.maxBytes > 0 && (o.qbytes+o.inflight)*div > o.maxBytes
+}
+
+// setWatch sets the function told when the client falls behind and when it
+// catches up; with nil, a client that was behind counts as caught up.
+func (o *outbox) setWatch(f func(behind bool)) {
+	o.mu.Lock()
+	old, was := o.watch, o.behind
+	o.watch = f
+	if f == nil {
+		o.behind = false
+	}
+	o.mu.Unlock()
+	if f == nil && was && old != nil {
+		old(false)
+	}
 }
 
 func (o *outbox) init(w batchWriter, plain bool, maxEvents int, maxBytes int64) {
 	o.w, o.plain, o.maxEvents, o.maxBytes = w, plain, maxEvents, maxBytes
+	o.d, _ = w.(directWriter)
 	o.loop = o.writeLoop // one allocation here, none per write burst
 }
 
@@ -111,16 +163,66 @@ func (o *outbox) enqueue(e *event) {
 	*o.queue = append(*o.queue, e)
 	o.qbytes += size
 	o.startLocked()
+	var tell func(bool)
+	if !o.behind && o.watch != nil && o.past(behindAt) {
+		o.behind, tell = true, o.watch
+	}
 	o.mu.Unlock()
+	if tell != nil {
+		tell(true)
+	}
 }
 
 func (o *outbox) startLocked() {
-	if o.writing || o.hold || o.abort || o.queue == nil || len(*o.queue) == 0 {
+	if o.writing || o.hold || o.abort || !o.tail && (o.queue == nil || len(*o.queue) == 0) {
 		return
 	}
 	o.writing = true
 	o.wg.Add(1)
 	go o.loop()
+}
+
+// sendDirect writes e on the caller's goroutine when the client has
+// nothing queued and its connection takes the frame at once: in a small
+// room this saves a goroutine's start and hand-off per delivery, for one
+// non-blocking system call. Otherwise e is queued as enqueue queues it, so
+// the bounds and the slow-client policy hold the same.
+func (o *outbox) sendDirect(e *event) {
+	if !e.forClient(o.plain) {
+		return
+	}
+	o.mu.Lock()
+	if o.d == nil || o.writing || o.hold || o.closing || o.abort || o.tail || o.queue != nil && len(*o.queue) > 0 {
+		o.mu.Unlock()
+		o.enqueue(e)
+		return
+	}
+	o.writing = true // what arrives meanwhile queues behind e
+	o.wg.Add(1)      // close waits for this attempt as for a writer
+	defer o.wg.Done()
+	o.mu.Unlock()
+	sent, tail, err := o.d.tryEvent(e)
+	o.mu.Lock()
+	o.writing = false
+	if err != nil {
+		o.abort = true
+		o.mu.Unlock()
+		o.w.writeFailed(err)
+		return
+	}
+	if !sent {
+		// First in line: what arrived meanwhile came after it.
+		if o.queue == nil {
+			o.queue = getQueue()
+		}
+		*o.queue = append(*o.queue, nil)
+		copy((*o.queue)[1:], *o.queue)
+		(*o.queue)[0] = e
+		o.qbytes += e.size(o.plain)
+	}
+	o.tail = tail
+	o.startLocked()
+	o.mu.Unlock()
 }
 
 // writeLoop writes queued events until the queue is empty, then exits.
@@ -129,6 +231,19 @@ func (o *outbox) writeLoop() {
 	o.mu.Lock()
 	for {
 		o.inflight = 0
+		if o.tail && !o.abort {
+			o.tail = false
+			o.mu.Unlock()
+			err := o.d.flushTail()
+			o.mu.Lock()
+			if err != nil {
+				o.abort = true
+				o.mu.Unlock()
+				o.w.writeFailed(err)
+				o.mu.Lock()
+			}
+			continue
+		}
 		q := o.queue
 		if q == nil || len(*q) == 0 || o.abort || o.hold {
 			o.writing = false // the next writer may start
@@ -142,11 +257,20 @@ func (o *outbox) writeLoop() {
 		err := o.w.writeBatch(*q)
 		putQueue(q)
 		o.mu.Lock()
+		o.inflight = 0
 		if err != nil {
 			o.abort = true
 			o.mu.Unlock()
 			o.w.writeFailed(err)
 			o.mu.Lock()
+		}
+		if o.behind && (o.abort || !o.past(caughtUpAt)) {
+			o.behind = false
+			if tell := o.watch; tell != nil {
+				o.mu.Unlock()
+				tell(false)
+				o.mu.Lock()
+			}
 		}
 	}
 }

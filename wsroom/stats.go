@@ -14,15 +14,16 @@ type Stats struct {
 	FramesOut   int64 // frames written to members and echo clients
 	BytesOut    int64 // their bytes, headers included
 	Slow        int64 // members dropped because they could not keep up
+	Throttled   int64 // messages after which a publisher waited for a congested room
 	Refused     int64 // upgrades refused for a cap, and frames for the rate limit
 	// Left counts the departures by reason (indexed by LeaveReason).
 	Left [ReasonLost + 1]int64
 }
 
 type counters struct {
-	conns, streams, members, rooms, deliveries, slow, refused atomic.Int64
-	left                                                      [ReasonLost + 1]atomic.Int64
-	in, inBytes, frames, outBytes                             striped // counted on every frame: kept apart per connection
+	conns, streams, members, rooms, deliveries, slow, refused, throttled atomic.Int64
+	left                                                                 [ReasonLost + 1]atomic.Int64
+	in, inBytes, frames, outBytes                                        striped // counted on every frame: kept apart per connection
 }
 
 // striped is a counter that connections add to without sharing a cache
@@ -58,6 +59,7 @@ func (s *Server) Stats() Stats {
 		FramesOut:   s.stats.frames.load(),
 		BytesOut:    s.stats.outBytes.load(),
 		Slow:        s.stats.slow.Load(),
+		Throttled:   s.stats.throttled.Load(),
 		Refused:     s.stats.refused.Load(),
 	}
 	for i := range st.Left {

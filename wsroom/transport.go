@@ -81,6 +81,10 @@ func (c *wsConn) hold()                                        { c.out.startHold
 func (c *wsConn) release(first *event, keep func(*event) bool) { c.out.release(first, keep) }
 func (c *wsConn) isPlain() bool                                { return c.plain }
 
+// watch implements the flow control's optional capability of a transport:
+// f is told when the client falls behind and when it catches up.
+func (c *wsConn) watch(f func(behind bool)) { c.out.setWatch(f) }
+
 // read reads one whole message into a pooled buffer, after maxHeader bytes
 // of room for a frame header: the echo endpoint sends it back from there.
 func (c *wsConn) read() (websocket.MessageType, *[]byte, error) {
@@ -223,6 +227,44 @@ func (c *wsConn) writeBatch(batch []*event) error {
 	}
 	return flush()
 }
+
+// sendDirect is the optional capability of a transport that can write an
+// event on the caller's goroutine (outbox.sendDirect).
+func (c *wsConn) sendDirect(e *event) { c.out.sendDirect(e) }
+
+// tryEvent implements batchWriter: an event of one frame is written if the
+// socket takes it at once.
+func (c *wsConn) tryEvent(e *event) (sent, tail bool, err error) {
+	var op byte
+	var p []byte
+	switch {
+	case e.binary != nil:
+		op, p = opBinary, e.binary
+	case c.plain && len(e.plain) == 1:
+		op, p = opText, e.plain[0]
+	case !c.plain:
+		op, p = opText, e.json
+	default:
+		return false, false, nil
+	}
+	if len(p) > copyMax {
+		return false, false, nil // a large frame goes out by writev, from the writer
+	}
+	bp := getBuf()
+	b := append((*bp)[:0], make([]byte, maxHeader)...)
+	b = append(b, p...)
+	sent, tail, err = c.fw.tryFramed(op, b)
+	*bp = b
+	putBuf(bp)
+	if sent {
+		c.srv.stats.frames.add(c.stripe, 1)
+		c.srv.stats.outBytes.add(c.stripe, int64(headerLen(len(p))+len(p)))
+	}
+	return sent, tail, err
+}
+
+// flushTail implements batchWriter.
+func (c *wsConn) flushTail() error { return c.fw.flush() }
 
 // kill implements transport.
 func (c *wsConn) kill(reason LeaveReason, code websocket.StatusCode, why string, err error) {

@@ -68,12 +68,17 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&o.DefaultRoom, "room", "lobby", "room served at /chat")
 	fs.StringVar(&c.origins, "origins", "", "comma-separated origin patterns allowed besides the same origin (e.g. *.example.com)")
 	fs.BoolVar(&o.InsecureSkipVerify, "insecure-skip-verify", false, "accept every Origin (unsafe)")
-	fs.Int64Var(&o.MaxMessageBytes, "max-message-bytes", 32<<10, "largest message a client may send; -1: no limit")
+	fs.Int64Var(&o.MaxMessageBytes, "max-message-bytes", 32<<10, "largest text message a client may send; -1: no limit")
+	fs.Int64Var(&o.MaxBinaryBytes, "max-binary-bytes", 1<<20, "largest binary message a client may send; -1: no limit")
+	fs.IntVar(&o.MaxConnections, "max-conns", 10000, "connections this server holds; -1: no limit")
+	fs.IntVar(&o.MaxConnectionsPerIP, "max-conns-per-ip", 1000, "connections one client address holds; -1: no limit")
+	fs.IntVar(&o.MaxRooms, "server-rooms", 10000, "rooms with members on this server; -1: no limit")
 	fs.IntVar(&o.MaxNameLength, "max-name", 32, "longest member name, in characters; -1: no limit")
 	fs.Float64Var(&o.RateLimit, "rate", 20, "frames per second per connection; -1: no limit")
 	fs.IntVar(&o.RateBurst, "burst", 0, "frames a connection may send at once (default 2×rate)")
 	fs.IntVar(&o.MaxMembers, "max-members", 1000, "members per room; -1: no limit")
 	fs.IntVar(&o.SendQueue, "queue", 1024, "events queued per member before it is dropped as too slow; -1: unbounded")
+	fs.Int64Var(&o.SendQueueBytes, "queue-bytes", 4<<20, "bytes queued per member before it is dropped as too slow; -1: unbounded")
 	fs.DurationVar(&o.PingInterval, "ping", 25*time.Second, "heartbeat interval; -1s: no heartbeat")
 	fs.DurationVar(&o.PongTimeout, "pong-timeout", 15*time.Second, "how long a ping waits for its pong")
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Second, "bound on each write; -1s: none")
@@ -88,7 +93,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&c.history, "history", 1000, "messages kept per room")
 	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
 	fs.BoolVar(&c.debug, "debug", false, "serve /debug/pprof/ and /debug/mem (memory after a GC, as JSON); for local diagnostics only")
-	unlimited := fs.Bool("unlimited", false, "switch every limit off (size, rate, members, queue, name, timeouts), for load tests on loopback")
+	unlimited := fs.Bool("unlimited", false, "switch every limit off (sizes, rate, members, rooms, connections, queues, name, timeouts), for load tests on loopback")
 	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -101,7 +106,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		o.OriginPatterns = strings.Split(c.origins, ",")
 	}
 	if *unlimited {
-		o.MaxMessageBytes, o.MaxNameLength, o.RateLimit, o.MaxMembers, o.SendQueue = -1, -1, -1, -1, -1
+		o.MaxMessageBytes, o.MaxBinaryBytes, o.MaxNameLength, o.RateLimit, o.MaxMembers = -1, -1, -1, -1, -1
+		o.SendQueue, o.SendQueueBytes, o.MaxRooms, o.MaxConnections, o.MaxConnectionsPerIP = -1, -1, -1, -1, -1
 		o.JoinTimeout, o.WriteTimeout = -1, -1
 	}
 	return c, nil
