@@ -117,6 +117,8 @@ func TestResume(t *testing.T) {
 	a.expect("leave")
 	a.say("missed 1")
 	a.say("missed 2")
+	a.expect("message")
+	a.expect("message") // both stored
 
 	c := e.dial("/chat/r", true)
 	c.send(map[string]any{"type": "join", "name": "bob", "since": seen})

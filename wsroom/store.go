@@ -54,8 +54,9 @@ type Reservation struct {
 type ReserveOptions struct {
 	// Max is the most members the room may hold; <= 0 means no limit.
 	Max int
-	// Lease is how long, from now, the owner's server lease lasts. Reserve
-	// starts the lease if the server has none yet, and extends it.
+	// Lease is how long, from now, the owner's server lease lasts when
+	// Reserve starts it: a server that has no lease yet gets one. Reserve
+	// may also extend a lease it finds; Refresh always does.
 	Lease time.Duration
 	// Replace takes the name over from a live holder instead of failing
 	// with ErrNameTaken.
