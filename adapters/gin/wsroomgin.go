@@ -2,8 +2,12 @@
 // gin engine:
 //
 //	rooms, err := wsroom.New(nil)
-//	r.GET("/ws/chat/:room", wsroomgin.Chat(rooms))
+//	wsroomgin.ChatRoutes(r, "/ws/chat/:room", rooms)
 //	r.GET("/ws/echo", wsroomgin.Echo(rooms))
+//
+// ChatRoutes registers Chat for GET (the WebSocket upgrade, and the HTTP
+// fallback's event stream), POST (the fallback's frames) and OPTIONS (its
+// cross-origin preflight). With r.GET alone, the fallback's POSTs get 404.
 //
 // Mounting the Server with gin.WrapH does not work: gin tells a handler
 // neither the route's parameters nor its pattern, so the Server cannot tell
@@ -39,6 +43,16 @@ import (
 
 	"wsroom.dev/wsroom"
 )
+
+// ChatMethods are the methods of the chat endpoint: the WebSocket upgrade
+// and the HTTP fallback's stream (GET), its frames (POST) and its
+// cross-origin preflight (OPTIONS).
+var ChatMethods = []string{http.MethodGet, http.MethodPost, http.MethodOptions}
+
+// ChatRoutes registers Chat on path for every method of ChatMethods.
+func ChatRoutes(r gin.IRoutes, path string, s *wsroom.Server, opts ...Option) gin.IRoutes {
+	return r.Match(ChatMethods, path, Chat(s, opts...))
+}
 
 // Option configures Chat.
 type Option func(*config)

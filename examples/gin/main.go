@@ -4,7 +4,7 @@
 // wsroom.dev/adapters/gin:
 //
 //	ws := r.Group("/ws")
-//	ws.GET("/chat/:room", wsroomgin.Chat(rooms))
+//	wsroomgin.ChatRoutes(ws, "/chat/:room", rooms)
 //	ws.GET("/echo", wsroomgin.Echo(rooms))
 //
 //	cd examples/gin && go run .             # http://127.0.0.1:8080
@@ -82,8 +82,8 @@ func newApp(log *slog.Logger, requestLog io.Writer) (http.Handler, *wsroom.Serve
 		c.JSON(http.StatusOK, gin.H{"time": time.Now().UTC().Format(time.RFC3339)})
 	})
 	ws := r.Group("/ws")
-	ws.GET("/chat/:room", wsroomgin.Chat(rooms))
-	ws.GET("/chat", wsroomgin.Chat(rooms)) // the default room
+	wsroomgin.ChatRoutes(ws, "/chat/:room", rooms)
+	wsroomgin.ChatRoutes(ws, "/chat", rooms) // the default room
 	ws.GET("/echo", wsroomgin.Echo(rooms))
 	return r, rooms, nil
 }
