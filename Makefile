@@ -46,4 +46,4 @@ bench:
 
 ## chat: run the example chat server on http://127.0.0.1:8080
 chat:
-	go run ./examples/chat
+	go run -C examples/chat . $(CHATFLAGS)

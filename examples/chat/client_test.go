@@ -18,7 +18,7 @@ func TestClientPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, rooms, err := newHandler(c, nil)
+	h, rooms, err := newHandler(c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,16 @@
 // Command chat is a runnable chat server built on wsroom: a chat page at /,
-// the chat endpoint at /chat and /chat/{room}, and an echo endpoint at
-// /echo. Names and history are kept in memory.
+// the chat endpoint at /chat and /chat/{room}, an echo endpoint at /echo,
+// an echo page at /echo.html, the original chat page at /original.html, and
+// the browser client at /wsroom.js. Names and history are kept in memory,
+// or in Redis or PostgreSQL; several instances sharing a store and a broker
+// (Redis or NATS) form one chat.
 //
-//	go run ./examples/chat                 # http://127.0.0.1:8080
-//	go run ./examples/chat -addr :9000 -rate 50
-//	go run ./examples/chat -unlimited      # every limit off, for load tests
-//	go run ./examples/chat -fallback=false # WebSocket only: no SSE+POST fallback
+//	go run -C examples/chat .                 # http://127.0.0.1:8080 (or: make chat)
+//	go run -C examples/chat . -addr :9000 -rate 50
+//	go run -C examples/chat . -store redis://127.0.0.1:6379/0 -broker redis://127.0.0.1:6379/0
+//	go run -C examples/chat . -store postgres://postgres@127.0.0.1:5432/test -broker nats://127.0.0.1:4222
+//	go run -C examples/chat . -unlimited      # every limit off, for load tests
+//	go run -C examples/chat . -fallback=false  # WebSocket only: no SSE+POST fallback
 //
 // Every limit of wsroom.Options has a flag; -h lists them with their
 // defaults.
@@ -24,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +60,8 @@ type config struct {
 	opts    wsroom.Options
 	history int
 	rooms   int
+	store   string // -store: memory or a URL
+	broker  string // -broker: memory or a URL
 	origins string
 	level   slog.Level
 	debug   bool
@@ -91,6 +99,10 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.BoolVar(&o.NoBinary, "no-binary", false, "refuse binary messages in rooms")
 	fallback := fs.Bool("fallback", true, "serve the HTTP fallback (Server-Sent Events down, POST up) to clients whose network blocks WebSocket; -fallback=false: WebSocket only")
 	fs.IntVar(&c.history, "history", 1000, "messages kept per room")
+	fs.StringVar(&c.store, "store", "memory", "where names and history live: memory (this process), redis://host:port/db, or postgres://user@host:port/db")
+	fs.DurationVar(&o.LeaseTime, "lease", 15*time.Second, "how long the names of this server's members outlive it, in a shared store")
+	fs.DurationVar(&o.LeaseRefresh, "lease-refresh", 5*time.Second, "how often this server refreshes its lease")
+	fs.StringVar(&c.broker, "broker", "memory", "how events reach the other servers: memory (this process), redis://host:port/db, or nats://host:port")
 	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
 	fs.BoolVar(&c.debug, "debug", false, "serve /debug/pprof/ and /debug/mem (memory after a GC, as JSON); for local diagnostics only")
 	unlimited := fs.Bool("unlimited", false, "switch every limit off (sizes, rate, members, rooms, connections, queues, name, timeouts), for load tests on loopback")
@@ -115,10 +127,13 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 
 // newHandler returns the example's routes and the wsroom Server behind
 // them.
-func newHandler(c *config, log *slog.Logger) (http.Handler, *wsroom.Server, error) {
+func newHandler(c *config, b *backends, log *slog.Logger) (http.Handler, *wsroom.Server, error) {
+	if b == nil { // in memory
+		b = &backends{store: wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{History: c.history, MaxRooms: c.rooms}), broker: wsroom.NewMemoryBroker()}
+	}
 	opts := c.opts
 	opts.Logger = log
-	opts.Store = wsroom.NewMemoryStore(&wsroom.MemoryStoreOptions{History: c.history, MaxRooms: c.rooms})
+	opts.Store, opts.Broker = b.store, b.broker
 	rooms, err := wsroom.New(&opts)
 	if err != nil {
 		return nil, nil, err
@@ -155,17 +170,23 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.level}))
-	h, rooms, err := newHandler(c, log)
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	b, err := openBackends(octx, c)
+	ocancel()
 	if err != nil {
 		return err
+	}
+	h, rooms, err := newHandler(c, b, log)
+	if err != nil {
+		return errors.Join(err, b.close())
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		return err
+		return errors.Join(err, b.close())
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(func() { rooms.Shutdown(context.Background()) })
-	log.Info("chat: listening", "url", "http://"+ln.Addr().String())
+	log.Info("chat: listening", "url", "http://"+ln.Addr().String(), "store", redact(c.store), "broker", redact(c.broker))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -181,5 +202,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	return err
+	return errors.Join(err, b.close())
+}
+
+// redact hides a password in a backend URL, for the log.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }

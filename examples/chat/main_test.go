@@ -127,7 +127,7 @@ func TestFlags(t *testing.T) {
 	if len(o.OriginPatterns) != 2 {
 		t.Fatalf("origins: %q", o.OriginPatterns)
 	}
-	if _, _, err := newHandler(c, nil); err != nil {
+	if _, _, err := newHandler(c, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// -debug serves the memory report the benchmark suite reads.
@@ -135,7 +135,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, rooms, err := newHandler(c, nil)
+	h, rooms, err := newHandler(c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestFlags(t *testing.T) {
 	if err != nil || !c.opts.NoFallback {
 		t.Fatalf("-fallback=false: %v %+v", err, c.opts.NoFallback)
 	}
-	h, off, err := newHandler(c, nil)
+	h, off, err := newHandler(c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

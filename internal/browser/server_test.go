@@ -21,8 +21,8 @@ func buildChat(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("the go command is needed to build examples/chat: %v", err)
 	}
-	cmd := exec.Command(goTool, "build", "-o", bin, "./examples/chat")
-	cmd.Dir = repoRoot(t)
+	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join(repoRoot(t), "examples", "chat") // its own module
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/chat: %v\n%s", err, out)
 	}

@@ -89,9 +89,11 @@ func buildChat(dir string) (string, error) {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "wsroom.dev/examples/chat")
-	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
-		return "", errors.New("go build wsroom.dev/examples/chat: " + err.Error() + "\n" + string(out))
+	args = append(args, ".")
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = filepath.Join("..", "..", "examples", "chat") // its own module
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", errors.New("go build examples/chat: " + err.Error() + "\n" + string(out))
 	}
 	return bin, nil
 }
