@@ -6,7 +6,7 @@ FUZZTIME    ?= 10s
 FUZZMINTIME ?= 2s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test fuzz lint chat bench conformance interop
+.PHONY: test fuzz lint chat bench conformance interop soak
 
 ## test: every test of every module with the race detector, the allocation
 ## tests (which the race detector would distort), then a short fuzz
@@ -23,11 +23,18 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzAppendString$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./wsroom
 	go test -run='^$$' -fuzz='^FuzzEchoFrames$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/conformance
 	go test -run='^$$' -fuzz='^FuzzChatFrames$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/conformance
+	go test -run='^$$' -fuzz='^FuzzPlainText$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/faults
+	go test -run='^$$' -fuzz='^FuzzJoinName$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/faults
 
 ## conformance: the RFC 6455 table (Autobahn's server cases as raw frames)
 ## against echo and chat, printed
 conformance:
 	@r=$$(mktemp); WSROOM_CONFORMANCE_REPORT=$$r go test -race -count=1 -run '^TestConformance$$' ./internal/conformance; s=$$?; cat $$r; rm -f $$r; exit $$s
+
+## soak: 10,000 connections in 100 rooms of examples/chat for 3 minutes
+## (SOAKFLAGS: -duration 10m, -conns, -rooms, -rate); not part of make test
+soak:
+	go run ./internal/soak $(SOAKFLAGS)
 
 ## interop: examples/chat against python3-websockets and npm ws
 interop:

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"fmt"
 	"net"
@@ -135,7 +136,7 @@ func headerHasToken(h http.Header, key, token string) bool {
 // keeps for as long as it is connected. A panic there is passed back to the
 // handler's goroutine.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, subprotocols []string) (*websocket.Conn, *inspectConn, *frameWriter, error) {
-	hr := &hijackRecorder{ResponseWriter: w, s: s}
+	hr := &hijackRecorder{ResponseWriter: w, s: s, ping: newPingGuard(s.opts)}
 	done := make(chan acceptResult, 1)
 	go s.acceptOn(hr, r, subprotocols, done)
 	res := <-done
@@ -167,8 +168,13 @@ func (s *Server) acceptOn(hr *hijackRecorder, r *http.Request, subprotocols []st
 			done <- acceptResult{panicked: true, panicVal: v}
 		}
 	}()
+	var onPing func(context.Context, []byte) bool
+	if hr.ping != nil {
+		onPing = hr.ping.onPing
+	}
 	c, err := websocket.Accept(hr, r, &websocket.AcceptOptions{
-		Subprotocols: subprotocols,
+		OnPingReceived: onPing,
+		Subprotocols:   subprotocols,
 		// Never permessage-deflate, whatever the client offers: wsroom
 		// writes its data frames itself, uncompressed (see frameWriter).
 		CompressionMode: websocket.CompressionDisabled,
@@ -198,6 +204,7 @@ func (s *Server) acceptOn(hr *hijackRecorder, r *http.Request, subprotocols []st
 type hijackRecorder struct {
 	http.ResponseWriter
 	s    *Server
+	ping *pingGuard // nil: pings are not limited
 	conn *inspectConn
 	fw   *frameWriter
 }
@@ -230,6 +237,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		pre = bytes.Clone(b)
 	}
 	h.conn = newInspectConn(c, pre, h.s.opts.MaxMessageBytes, h.s.opts.MaxBinaryBytes)
+	h.conn.ping = h.ping
 	brw.Reader.Reset(h.conn)
 	return h.conn, brw, nil
 }

@@ -322,3 +322,41 @@ func TestTooBigAtTheHeader(t *testing.T) {
 		assert.True(t, "within a second", time.Since(start) < time.Second)
 	}
 }
+
+// TestPingFlood: pings are limited apart from frames: a client that floods
+// pings gets a burst of pongs, then none, then 1008, for echo and chat
+// alike; a connection that pings now and then is answered every time.
+func TestPingFlood(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for _, path := range []string{"/echo", "/chat/pings"} {
+		r := e.rawDial(path, "", 0)
+		for i := range 200 {
+			if r.tryWriteFrame(true, 9, []byte(fmt.Sprint(i))) != nil {
+				break // closed
+			}
+		}
+		pongs := 0
+		code := -1
+		for {
+			op, p, err := r.readFrame()
+			if err != nil {
+				break
+			}
+			if op == 10 {
+				pongs++
+			}
+			if op == 8 && len(p) >= 2 {
+				code = int(binary.BigEndian.Uint16(p))
+				break
+			}
+		}
+		assert.Equal(t, path+": closed for the flood", 1008, code)
+		assert.True(t, fmt.Sprintf("%s: %d pongs, at most about a burst", path, pongs), pongs <= 25)
+	}
+	// A client that pings once in a while gets every pong.
+	c := e.dial("/echo", false)
+	for range 5 {
+		assert.Success(t, c.c.Ping(testContext(t)))
+	}
+}

@@ -141,7 +141,9 @@ func (m *member) recoverHook(during string) {
 func (m *member) handleFrame(data []byte) {
 	f, err := decodeClientFrame(data)
 	if err != nil {
-		m.srv.log.Debug("wsroom: bad frame", "room", m.room, "err", err)
+		// The error may quote what the client sent: only its start is
+		// logged.
+		m.srv.log.Debug("wsroom: bad frame", "room", m.room, "err", clip(err.Error(), 64))
 		m.sendError(CodeBadRequest)
 		return
 	}
@@ -510,4 +512,13 @@ func (m *member) sendError(code string, message ...string) {
 		e.json = encodeError(code, msg)
 	}
 	m.t.send(e)
+}
+
+// clip cuts s to at most n bytes, on a character boundary, marking the
+// cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return truncateUTF8(s, n) + "…"
 }

@@ -55,8 +55,10 @@ type Options struct {
 	// RateLimit is how many frames per second a connection may send on
 	// average, with bursts of RateBurst. A frame over the limit is dropped
 	// and answered with a rate_limited error; more than RateBurst such
-	// frames in a row close the connection with 1008. Default 20;
-	// negative: no limit.
+	// frames in a row close the connection with 1008. Pings are limited
+	// apart, to 5 a second with bursts of 20: over it a ping goes
+	// unanswered, and a flood closes the connection with 1008. Default 20;
+	// negative: no limit, on frames or pings.
 	RateLimit float64
 
 	// RateBurst is the number of frames a connection may send at once.

@@ -45,16 +45,17 @@ type inspectConn struct {
 	pre             []byte // what the HTTP server had read past the handshake
 	textMax, binMax int64  // < 0: no limit
 
-	hdr      [14]byte // a frame header being read
-	hn       int      // bytes of it read
-	payload  uint64   // payload bytes left in the current frame
-	dropping bool     // the current frame was refused: its payload is dropped
-	msgOp    byte     // opcode of the data message in progress; 0 none
-	msgLen   uint64   // its length so far
-	err      error    // returned by the next Read, once
-	holding  bool     // a close frame is being held back
-	held     []byte   // its bytes so far
-	ready    []byte   // inspected bytes to return before reading more
+	hdr      [14]byte   // a frame header being read
+	hn       int        // bytes of it read
+	payload  uint64     // payload bytes left in the current frame
+	dropping bool       // the current frame was refused: its payload is dropped
+	msgOp    byte       // opcode of the data message in progress; 0 none
+	msgLen   uint64     // its length so far
+	err      error      // returned by the next Read, once
+	ping     *pingGuard // the connection's ping limit, if any
+	holding  bool       // a close frame is being held back
+	held     []byte     // its bytes so far
+	ready    []byte     // inspected bytes to return before reading more
 }
 
 func newInspectConn(c net.Conn, pre []byte, textMax, binMax int64) *inspectConn {

@@ -160,6 +160,9 @@ func (s *MemoryStore) unhold(r *memRoom, name string) {
 		}
 	}
 	delete(r.holders, name)
+	if len(r.holders) == 0 {
+		r.holders = nil // a room that keeps only a history holds no map
+	}
 	s.forget(r)
 }
 

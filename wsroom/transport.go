@@ -72,6 +72,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func newWSConn(s *Server, c *websocket.Conn, nc *inspectConn, fw *frameWriter, plain bool) *wsConn {
 	w := &wsConn{srv: s, conn: c, nc: nc, fw: fw, plain: plain, stripe: nextStripe.Add(1)}
+	if nc.ping != nil {
+		nc.ping.c = w
+	}
 	w.out.init(w, plain, s.opts.SendQueue, s.opts.SendQueueBytes)
 	return w
 }

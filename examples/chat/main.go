@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(err, b.close())
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	srv.RegisterOnShutdown(func() { rooms.Shutdown(context.Background()) })
 	log.Info("chat: listening", "url", "http://"+ln.Addr().String(), "store", redact(c.store), "broker", redact(c.broker))
 	served := make(chan error, 1)

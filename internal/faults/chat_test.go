@@ -24,9 +24,11 @@ func buildChat(t *testing.T) string {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "wsroom.dev/examples/chat")
-	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go build wsroom.dev/examples/chat: %v\n%s", err, out)
+	args = append(args, ".")
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = filepath.Join("..", "..", "examples", "chat") // its own module
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/chat: %v\n%s", err, out)
 	}
 	return bin
 }

@@ -42,9 +42,9 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 // TestPingFlood: a client flooding pings as fast as it can write them
 // (reading its pongs) does not hold up the other members: their messages
-// still come back promptly. A client flooding pings without reading its
-// pongs is closed once the server cannot write them. Pings are not counted
-// by the rate limit: the test reports how many the server answered.
+// still come back promptly. Pings are limited apart from frames (5 a second,
+// bursts of 20): the flooder gets about a burst of pongs, then none, then
+// 1008. A client flooding pings without reading its pongs is closed too.
 func TestPingFlood(t *testing.T) {
 	// Not parallel: the flood takes a core, and the test measures latency.
 	ctx := testContext(t, 90*time.Second)
@@ -97,6 +97,12 @@ func TestPingFlood(t *testing.T) {
 		pct(base, .5), pct(base, .99), pct(during, .5), pct(during, .99))
 	if limit := max(10*pct(base, .99), time.Second); pct(during, .99) > limit {
 		t.Errorf("round trips during the ping flood: p99 %v, over %v", pct(during, .99), limit)
+	}
+	if n := pongs.Load(); n > 30 {
+		t.Errorf("the flooder got %d pongs: pings are not limited", n)
+	}
+	if floodErr == nil {
+		t.Errorf("the flooder's connection was not closed")
 	}
 	f.Close()
 	<-readerDone

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Float64Var(&c.rate, "rate", 2, "messages per second in each room")
 	fs.DurationVar(&c.sample, "sample", 15*time.Second, "how often the server is measured")
 	fs.IntVar(&c.sources, "sources", 0, "loopback source addresses to spread the connections over (default: one per 1,000)")
-	fs.StringVar(&c.chat, "chat", "", "the example chat server's binary (default: go build wsroom.dev/examples/chat)")
+	fs.StringVar(&c.chat, "chat", "", "the example chat server's binary (default: built from examples/chat)")
 	fs.Float64Var(&c.growth, "max-growth", 0.10, "largest growth of the live heap and stacks, as a fraction, allowed between the first sample under load and the end, besides 256 bytes of history a message")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,8 +110,14 @@ func startServer(ctx context.Context, c *config, dir string) (*server, error) {
 		bin = filepath.Join(dir, "chat")
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		if b, err := exec.CommandContext(bctx, "go", "build", "-o", bin, "wsroom.dev/examples/chat").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build wsroom.dev/examples/chat: %w\n%s", err, b)
+		src, err := chatDir()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, ".")
+		cmd.Dir = src // examples/chat is a module of its own
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build examples/chat: %w\n%s", err, b)
 		}
 	}
 	// At DEBUG the server logs every departure, also those it did not
@@ -584,3 +590,23 @@ func (r *report) verdict(c *config) error {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
+
+// chatDir finds examples/chat, the module of the example chat server, from
+// the working directory up.
+func chatDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "examples", "chat")
+		if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("examples/chat not found above the working directory: run the soak from the repository, or give -chat")
+		}
+		dir = parent
+	}
+}
