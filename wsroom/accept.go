@@ -2,8 +2,8 @@ package wsroom
 
 import (
 	"bufio"
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"

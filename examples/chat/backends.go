@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/url"
 
-	wsroompg "wsroom.dev/adapters/postgres"
 	wsroomnats "wsroom.dev/adapters/nats"
+	wsroompg "wsroom.dev/adapters/postgres"
 	wsroomredis "wsroom.dev/adapters/redis"
 	"wsroom.dev/wsroom"
 )
