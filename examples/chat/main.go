@@ -36,6 +36,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	wsroomprom "wsroom.dev/adapters/prometheus"
 	"wsroom.dev/internal/debugmem"
 	"wsroom.dev/wsroom"
 )
@@ -60,6 +65,7 @@ type config struct {
 	opts    wsroom.Options
 	history int
 	rooms   int
+	metrics bool   // -metrics: serve /metrics
 	store   string // -store: memory or a URL
 	broker  string // -broker: memory or a URL
 	origins string
@@ -104,6 +110,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&o.LeaseRefresh, "lease-refresh", 5*time.Second, "how often this server refreshes its lease")
 	fs.StringVar(&c.broker, "broker", "memory", "how events reach the other servers: memory (this process), redis://host:port/db, or nats://host:port")
 	fs.IntVar(&c.rooms, "max-rooms", 10000, "rooms whose history is kept")
+	fs.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	fs.BoolVar(&c.debug, "debug", false, "serve /debug/pprof/ and /debug/mem (memory after a GC, as JSON); for local diagnostics only")
 	unlimited := fs.Bool("unlimited", false, "switch every limit off (sizes, rate, members, rooms, connections, queues, name, timeouts), for load tests on loopback")
 	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
@@ -134,6 +141,11 @@ func newHandler(c *config, b *backends, log *slog.Logger) (http.Handler, *wsroom
 	opts := c.opts
 	opts.Logger = log
 	opts.Store, opts.Broker = b.store, b.broker
+	var exp *wsroomprom.Exporter
+	if c.metrics {
+		exp = wsroomprom.New(nil)
+		opts.Metrics = exp
+	}
 	rooms, err := wsroom.New(&opts)
 	if err != nil {
 		return nil, nil, err
@@ -155,6 +167,12 @@ func newHandler(c *config, b *backends, log *slog.Logger) (http.Handler, *wsroom
 	mux.Handle("/chat", rooms)
 	mux.Handle("/chat/{room}", rooms)
 	mux.Handle("/echo", rooms.Echo())
+	if exp != nil {
+		exp.Watch(rooms)
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(exp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	if c.debug {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -19,16 +22,53 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// TestRun starts the program as `go run ./examples/chat -addr 127.0.0.1:0`
-// would, chats through it, and stops it as SIGINT would.
-func TestRun(t *testing.T) {
+// TestRun starts the program as `go run . -addr 127.0.0.1:0 -metrics`
+// would, chats through it, reads its metrics, and stops it as SIGINT would.
+func TestRun(t *testing.T) { testRun(t) }
+
+// TestRunBackends does the same with the store in Redis and PostgreSQL and
+// the broker in Redis and NATS, on the local servers.
+func TestRunBackends(t *testing.T) {
+	for _, b := range []struct{ store, broker string }{
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"postgres://postgres@127.0.0.1:5432/test", "nats://127.0.0.1:4222"},
+	} {
+		t.Run(b.store+"+"+b.broker, func(t *testing.T) {
+			for _, u := range []string{b.store, b.broker} {
+				needServer(t, u)
+			}
+			testRun(t, "-store", b.store, "-broker", b.broker)
+		})
+	}
+}
+
+// needServer skips (or, with WSROOM_REQUIRE_BACKENDS=1, fails) a test
+// whose backend does not answer.
+func needServer(t *testing.T, rawURL string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err == nil {
+		c.Close()
+		return
+	}
+	if os.Getenv("WSROOM_REQUIRE_BACKENDS") == "1" {
+		t.Fatalf("%s not reachable: %v", u.Host, err)
+	}
+	t.Skipf("%s not reachable at %s: start it (or unset the test) to run the example against it", u.Scheme, u.Host)
+}
+
+func testRun(t *testing.T, extra ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, []string{"-addr", "127.0.0.1:0", "-rate", "100"}, pw)
+		done <- run(runCtx, append([]string{"-addr", "127.0.0.1:0", "-rate", "100", "-metrics"}, extra...), pw)
 		pw.Close()
 	}()
 	logs := bufio.NewScanner(pr)
@@ -60,6 +100,16 @@ func TestRun(t *testing.T) {
 	bob.Write(ctx, websocket.MessageText, []byte(`{"type":"message","text":"hi"}`))
 	if got := read(ctx, t, alice); !strings.Contains(got, `"text":"hi"`) {
 		t.Fatalf("alice got %s", got)
+	}
+
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\nwsroom_members 2\n") {
+		t.Fatalf("/metrics without two members:\n%.2000s", metrics)
 	}
 
 	echo, _, err := websocket.Dial(ctx, ws+"/echo", nil)
