@@ -8,33 +8,30 @@ import (
 )
 
 // newMelody serves chat and echo with github.com/olahol/melody: one Melody
-// per endpoint with its defaults except MaxMessageSize (512 B by default),
-// rooms by session keys and BroadcastFilter. A session whose 256-message
-// buffer is full misses the message, as melody does.
+// per endpoint with its defaults except MaxMessageSize (512 B by default).
+// Rooms are melody's multi-channel chat of its README: every broadcast is
+// a BroadcastFilter selecting the sessions whose request path is the
+// sender's, so melody's hub goroutine tests every session of every room. A
+// session whose 256-message buffer is full misses the message, as melody
+// does.
 func newMelody() (chat, echo http.Handler, stop func()) {
 	var conns sync.WaitGroup // handlers running, so stop can wait for them
 
 	m := melody.New()
 	m.Config.MaxMessageSize = maxMessageSize
 	m.HandleConnect(func(s *melody.Session) {
-		room, name := s.MustGet("room"), s.MustGet("name").(string)
-		m.BroadcastFilter(joinEvent(name), inRoom(room))
+		m.BroadcastFilter(joinEvent(s.MustGet("name").(string)), inRoom(s))
 	})
 	m.HandleMessage(func(s *melody.Session, msg []byte) {
-		room, name := s.MustGet("room"), s.MustGet("name").(string)
-		m.BroadcastFilter(chatEvent(name, msg), inRoom(room))
+		m.BroadcastFilter(chatEvent(s.MustGet("name").(string), msg), inRoom(s))
 	})
 	m.HandleDisconnect(func(s *melody.Session) {
-		room, name := s.MustGet("room"), s.MustGet("name").(string)
-		m.BroadcastFilter(leaveEvent(name), inRoom(room))
+		m.BroadcastFilter(leaveEvent(s.MustGet("name").(string)), inRoom(s))
 	})
 	chat = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conns.Add(1)
 		defer conns.Done()
-		m.HandleRequestWithKeys(w, r, map[string]any{
-			"room": r.PathValue("room"),
-			"name": r.URL.Query().Get("name"),
-		})
+		m.HandleRequestWithKeys(w, r, map[string]any{"name": r.URL.Query().Get("name")})
 	})
 
 	e := melody.New()
@@ -57,10 +54,10 @@ func newMelody() (chat, echo http.Handler, stop func()) {
 	return chat, echo, stop
 }
 
-// inRoom selects the sessions of room.
-func inRoom(room any) func(*melody.Session) bool {
+// inRoom selects the sessions of s's room: those whose request path
+// (/chat/{room}) is s's, as melody's README does.
+func inRoom(s *melody.Session) func(*melody.Session) bool {
 	return func(q *melody.Session) bool {
-		r, _ := q.Get("room")
-		return r == room
+		return q.Request.URL.Path == s.Request.URL.Path
 	}
 }

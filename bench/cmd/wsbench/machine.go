@@ -3,12 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
+
+	"wsroom.dev/bench/internal/loadgen"
 )
 
 // machine describes where the suite ran.
@@ -64,4 +70,63 @@ func machineInfo() machine {
 		}
 	}
 	return m
+}
+
+// idleFraction returns the share of the machine's CPU time that was idle
+// over d, from /proc/stat: what other programs leave to the benchmark.
+func idleFraction(ctx context.Context, d time.Duration) (float64, error) {
+	busy0, idle0, err := loadgen.MachineCPU()
+	if err != nil {
+		return 0, err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-t.C:
+	}
+	busy1, idle1, err := loadgen.MachineCPU()
+	if err != nil {
+		return 0, err
+	}
+	total := (busy1 - busy0) + (idle1 - idle0)
+	if total == 0 {
+		return 0, errors.New("idle: no CPU time passed")
+	}
+	return float64(idle1-idle0) / float64(total), nil
+}
+
+// coreVersion names the wsroom the servers were built from: the commit
+// of the repository above the bench module and, if any, the files of the
+// chat server changed since (read with --no-optional-locks, so that the
+// repository is not written to).
+func coreVersion() string {
+	mod, err := moduleDir()
+	if err != nil {
+		return "unknown"
+	}
+	repo := filepath.Dir(mod)
+	git := func(args ...string) (string, error) {
+		out, err := exec.Command("git", append([]string{"--no-optional-locks", "-C", repo}, args...)...).Output()
+		return strings.TrimRight(string(out), "\n"), err
+	}
+	head, err := git("rev-parse", "--short", "HEAD")
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	changed, err := git("status", "--porcelain", "--", "wsroom", "examples/chat", "internal/debugmem", "go.mod", "go.sum")
+	if err != nil {
+		return head
+	}
+	var files []string
+	for _, line := range strings.Split(changed, "\n") {
+		if len(line) > 3 && !strings.HasSuffix(line, "_test.go") {
+			files = append(files, line[3:])
+		}
+	}
+	if len(files) == 0 {
+		return head
+	}
+	return fmt.Sprintf("%s with uncommitted changes to %s", head, strings.Join(files, ", "))
 }

@@ -55,8 +55,13 @@ type config struct {
 	repeat     int
 	cpuprofile string
 	command    string
+	size       loadgen.Size
+	merge      bool
+	render     bool
 
 	serverProfile string        // directory for server CPU profiles, or ""
+	idleWait      time.Duration // before a run, wait this long at most for an idle machine
+	idleMin       float64       // the idle share that is enough
 	profileDelay  time.Duration // from the start of a scenario
 	profileFor    time.Duration
 }
@@ -71,9 +76,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	quick := fs.Bool("quick", false, "small N and short phases: a smoke run")
 	repeat := fs.Int("repeat", 1, "runs of each scenario × server (fresh process each); tables show the median run")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	scaleConns := fs.Int("scale-conns", 0, "connections of the scale scenario instead of 50,000 (10 a room), which is then named scale-<N/1000>k")
+	fs.BoolVar(&c.merge, "merge", true, "keep the figures of the scenarios not run from the results.json already in -out")
+	fs.BoolVar(&c.render, "render", false, "run nothing: rewrite RESULTS.md and chart.svg in -out from its results.json")
 	fs.StringVar(&c.serverProfile, "serverprofile", "", "write each server's CPU profile, taken from its /debug/pprof/profile during the scenario, to DIR/SCENARIO-IMPL-RUN.pprof")
 	fs.DurationVar(&c.profileDelay, "profile-delay", time.Second, "with -serverprofile: when the profile starts, after the scenario does")
 	fs.DurationVar(&c.profileFor, "profile-for", 4*time.Second, "with -serverprofile: how long the profile runs")
+	fs.DurationVar(&c.idleWait, "idle-wait", 0, "before each run, wait up to this long until the machine is -idle-min idle (other programs' load skews every figure)")
+	fs.Float64Var(&c.idleMin, "idle-min", 0.8, "with -idle-wait: the share of the machine's CPU time that must be idle over a second")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -93,11 +103,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if len(c.impls) == 0 {
 		return nil, errors.New("-impls: no server")
 	}
-	size := loadgen.Full
-	if c.quick {
-		size = loadgen.Quick
+	if *scaleConns < 0 {
+		return nil, fmt.Errorf("-scale-conns %d: must not be negative", *scaleConns)
 	}
-	all := loadgen.Scenarios(size)
+	c.size = loadgen.Full
+	if c.quick {
+		c.size = loadgen.Quick
+	}
+	all := loadgen.ScenariosWith(c.size, loadgen.Params{ScaleConns: *scaleConns})
 	if *scenarios == "" {
 		c.scenarios = all
 	} else {
@@ -174,6 +187,9 @@ func (c *config) implsFor(s loadgen.Scenario) []string {
 	if !s.WithBare {
 		impls = slices.DeleteFunc(impls, func(i string) bool { return i == "bare" })
 	}
+	if s.WsroomOnly {
+		impls = slices.DeleteFunc(impls, func(i string) bool { return i != "wsroom" })
+	}
 	return impls
 }
 
@@ -181,6 +197,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	order := append(slices.Clone(c.impls), strings.Split(defaultImpls+",bare", ",")...)
+	if c.render {
+		return render(c.out, c.size, order)
 	}
 	started := time.Now()
 	logf := func(format string, args ...any) {
@@ -222,14 +242,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := &report{
-		Machine:  machineInfo(),
-		Command:  c.command,
-		Quick:    c.quick,
-		Repeat:   c.repeat,
-		Started:  started.UTC().Format(time.RFC3339),
-		Impls:    c.impls,
-		Settings: scenarioInfo(c.scenarios),
+		Machine: machineInfo(),
+		Command: c.command,
+		Quick:   c.quick,
+		Repeat:  c.repeat,
+		Started: started.UTC().Format(time.RFC3339),
+		Impls:   c.impls,
+		Core:    coreVersion(),
 	}
+	rep.Settings = rep.scenarioInfo(c.scenarios)
+	logf("wsroom: %s", rep.Core)
 	for _, s := range c.scenarios {
 		impls := c.implsFor(s)
 		logf("%s: %s", s.Name, s.About)
@@ -238,8 +260,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				idle := c.waitIdle(ctx, logf)
 				r := runOne(ctx, bins, s, impl, c.profiler(s, impl, run, logf))
 				r.Run = run
+				if idle >= 0 {
+					if r.Metrics == nil {
+						r.Metrics = make(map[string]float64)
+					}
+					r.Metrics["machine_idle_before"] = idle
+				}
 				rep.Results = append(rep.Results, r)
 				logf("  %-8s %s", impl, summary(s, r))
 			}
@@ -248,11 +277,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	rep.Seconds = time.Since(started).Seconds()
-	if err := rep.write(c.out, c.scenarios, c.implsFor); err != nil {
+	ss := c.scenarios
+	if c.merge {
+		var note string
+		if ss, note, err = rep.merge(c.out, c.scenarios, c.size); err != nil {
+			return err
+		}
+		if note != "" {
+			logf("%s", note)
+		}
+	}
+	if err := rep.write(c.out, ss, rep.implsOf(order)); err != nil {
 		return err
 	}
 	logf("done in %s; wrote %s", time.Since(started).Round(time.Second), filepath.Join(c.out, "{results.json,RESULTS.md,chart.svg}"))
 	return nil
+}
+
+// waitIdle samples how idle the machine is (a share of its CPU time, or
+// -1 if it cannot tell) and, with -idle-wait, samples again until that is
+// at least -idle-min or the wait is over.
+func (c *config) waitIdle(ctx context.Context, logf func(string, ...any)) float64 {
+	sample := 500 * time.Millisecond
+	if c.idleWait > 0 {
+		sample = time.Second
+	}
+	deadline := time.Now().Add(c.idleWait)
+	for {
+		idle, err := idleFraction(ctx, sample)
+		if err != nil {
+			return -1
+		}
+		if c.idleWait <= 0 || idle >= c.idleMin {
+			return idle
+		}
+		if time.Now().After(deadline) {
+			logf("  machine %.0f%% idle after waiting %v for %.0f%%: running anyway", 100*idle, c.idleWait, 100*c.idleMin)
+			return idle
+		}
+	}
 }
 
 // runOne runs scenario s against a fresh server of impl; profile, if not
@@ -274,6 +337,7 @@ func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string
 		URL:      srv.url,
 		Protocol: loadgen.ProtocolOf(impl),
 		CPU:      srv.cpu,
+		PID:      srv.cmd.Process.Pid,
 		Stop: func() {
 			profiling.Wait() // within profile-delay + profile-for
 			if crash == nil {

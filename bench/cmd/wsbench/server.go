@@ -26,8 +26,10 @@ type binaries struct {
 }
 
 // build compiles wsroom's chat example and, if any peer is wanted, the
-// peer server, from the bench module directory (so that wsroom.dev
-// resolves through its replace directive).
+// peer server. The peer server builds from the bench module directory (so
+// that wsroom.dev resolves through its replace directive); the chat
+// example from its own module when it has one (examples/chat/go.mod), else
+// as a package of wsroom.dev from the bench module.
 func build(ctx context.Context, impls []string) (*binaries, error) {
 	mod, err := moduleDir()
 	if err != nil {
@@ -46,9 +48,9 @@ func build(ctx context.Context, impls []string) (*binaries, error) {
 			needPeer = true
 		}
 	}
-	gobuild := func(out, pkg string) error {
+	gobuild := func(dir, out, pkg string) error {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = mod
+		cmd.Dir = dir
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
@@ -58,7 +60,11 @@ func build(ctx context.Context, impls []string) (*binaries, error) {
 	}
 	if needWsroom {
 		out := filepath.Join(dir, "wsroom")
-		if err := gobuild(out, "wsroom.dev/examples/chat"); err != nil {
+		chatDir, pkg := mod, "wsroom.dev/examples/chat"
+		if own := filepath.Join(filepath.Dir(mod), "examples", "chat"); fileExists(filepath.Join(own, "go.mod")) {
+			chatDir, pkg = own, "."
+		}
+		if err := gobuild(chatDir, out, pkg); err != nil {
 			b.errs["wsroom"] = err
 		} else {
 			b.wsroom = out
@@ -66,7 +72,7 @@ func build(ctx context.Context, impls []string) (*binaries, error) {
 	}
 	if needPeer {
 		out := filepath.Join(dir, "peerserver")
-		if err := gobuild(out, "./cmd/peerserver"); err != nil {
+		if err := gobuild(mod, out, "./cmd/peerserver"); err != nil {
 			b.errs["peer"] = err
 		} else {
 			b.peer = out
@@ -76,6 +82,11 @@ func build(ctx context.Context, impls []string) (*binaries, error) {
 }
 
 func (b *binaries) remove() { os.RemoveAll(b.dir) }
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
 
 // moduleDir is the bench module's directory: the working directory when
 // run as `go run ./cmd/wsbench` from it, else found above it (or in a

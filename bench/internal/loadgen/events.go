@@ -24,6 +24,7 @@ const (
 type event struct {
 	kind    kind
 	name    []byte   // join, leave, welcome
+	from    []byte   // message
 	text    []byte   // message
 	members [][]byte // welcome
 	joined  [][]byte // presence
@@ -35,6 +36,7 @@ var (
 	keyType    = []byte(`"type"`)
 	keyName    = []byte(`"name"`)
 	keyText    = []byte(`"text"`)
+	keyFrom    = []byte(`"from"`)
 	keyMembers = []byte(`"members"`)
 	keyJoined  = []byte(`"joined"`)
 	keyLeft    = []byte(`"left"`)
@@ -53,7 +55,9 @@ func parseEvent(line []byte) (event, bool) {
 	switch string(typ) {
 	case "message":
 		e.kind = kindMessage
-		e.text, ok = stringField(line, keyText)
+		if e.text, ok = stringField(line, keyText); ok {
+			e.from, ok = stringField(line, keyFrom)
+		}
 	case "join":
 		e.kind = kindJoin
 		e.name, ok = stringField(line, keyName)
@@ -86,6 +90,7 @@ func slowEvent(line []byte) (event, bool) {
 	var v struct {
 		Type    string   `json:"type"`
 		Name    string   `json:"name"`
+		From    string   `json:"from"`
 		Text    string   `json:"text"`
 		Members []string `json:"members"`
 		Joined  []string `json:"joined"`
@@ -96,7 +101,7 @@ func slowEvent(line []byte) (event, bool) {
 	if err := json.Unmarshal(line, &v); err != nil {
 		return event{}, false
 	}
-	e := event{name: []byte(v.Name), text: []byte(v.Text), members: bytesList(v.Members), joined: bytesList(v.Joined), left: bytesList(v.Left)}
+	e := event{name: []byte(v.Name), from: []byte(v.From), text: []byte(v.Text), members: bytesList(v.Members), joined: bytesList(v.Joined), left: bytesList(v.Left)}
 	switch v.Type {
 	case "message":
 		e.kind = kindMessage

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,7 +27,27 @@ type crowd struct {
 	target   Target
 	members  []member
 	perRoom  int
-	trackers []*tracker // per room; nil for Bare
+	trackers []*tracker // per room; nil for Bare and with inOnly
+	dialers  []*wsclient.Dialer
+
+	// deferJoin: wsroom members do not send their join frame when they
+	// connect (joinAll sends it later). inOnly: members only tell when
+	// they are in (their welcome, or their own join event), without
+	// parsing what else the room says; the pair tracking is off.
+	deferJoin bool
+	inOnly    bool
+	nIn       atomic.Int64
+	nOut      atomic.Int64  // inOnly: members that ended or failed before they were in
+	lastIn    atomic.Int64  // Unix ns of the last member getting in
+	everyIn   chan struct{} // inOnly: closed when every member is in or lost
+	inOnce    sync.Once
+
+	// fan is the plan of a scenario where every member sends (rooms,
+	// scale), and what its readers count; nil when one member sends.
+	fan       *fanPlan
+	fanCounts *fanCounts
+	sendErrs  atomic.Int64
+	sendErrs1 []string // the first few, guarded by mu
 
 	// Messages, set before the first send.
 	messages  int          // per member expected
@@ -63,14 +84,22 @@ type crowd struct {
 	errs    []string       // error events, the first few
 }
 
-// member is one client. Its fields after conn belong to its reader.
+// member is one client. Its fields after conn belong to its reader, but
+// for those marked otherwise.
 type member struct {
 	c     *crowd
 	idx   int
 	local int // index in its room
 	conn  *wsclient.Conn
 
-	ended atomic.Bool // the reader has returned
+	ended atomic.Bool  // the reader has returned
+	in    atomic.Bool  // inOnly: the member is in
+	fanN  atomic.Int64 // fan: unique deliveries from the other members
+	fr    *fanRecv     // fan: what the member received, per sender
+
+	// Owned by the member's sender (fan).
+	sent       int
+	sendFailed bool
 
 	seen     []uint64 // bitset of received message sequence numbers
 	got      int      // unique messages received
@@ -86,7 +115,9 @@ func newCrowd(t Target, rooms, perRoom int) *crowd {
 		perRoom:  perRoom,
 		complete: make(chan struct{}),
 		allIn:    make(chan struct{}),
+		everyIn:  make(chan struct{}),
 		reasons:  make(map[string]int),
+		dialers:  []*wsclient.Dialer{dialer},
 	}
 	for i := range c.members {
 		c.members[i] = member{c: c, idx: i, local: i % perRoom}
@@ -139,6 +170,35 @@ func (c *crowd) reasonList() string {
 	return s
 }
 
+// newInOnlyCrowd returns a crowd of one room whose members only tell when
+// they are in: for a storm, where tracking who told whom would cost the
+// client more than the server.
+func newInOnlyCrowd(t Target, members int) *crowd {
+	c := newCrowd(t, 1, members)
+	c.trackers, c.inOnly = nil, true
+	return c
+}
+
+// setSources makes member i dial from sources[i % len(sources)]: each
+// loopback source address has its own ephemeral ports towards the server.
+func (c *crowd) setSources(sources []string) error {
+	if len(sources) == 0 {
+		return nil
+	}
+	c.dialers = c.dialers[:0]
+	for _, s := range sources {
+		ip := net.ParseIP(s)
+		if ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("source address %q: not a loopback address", s)
+		}
+		c.dialers = append(c.dialers, &wsclient.Dialer{
+			ReadBufferSize: dialer.ReadBufferSize,
+			NetDialer:      &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}},
+		})
+	}
+	return nil
+}
+
 // dialAll opens every member's connection, at most inFlight at a time,
 // and starts its reader.
 func (c *crowd) dialAll(ctx context.Context, inFlight int) {
@@ -180,18 +240,20 @@ func (m *member) open(ctx context.Context) {
 	if c.target.Protocol == Wsroom {
 		proto = Subprotocol
 	}
-	conn, err := dialer.Dial(ctx, c.target.wsURL(path), proto)
+	conn, err := c.dialers[m.idx%len(c.dialers)].Dial(ctx, c.target.wsURL(path), proto)
 	if err != nil {
 		c.dialErrs.Add(1)
 		c.lose()
+		c.out()
 		c.reason("dial: " + shortErr(err))
 		return
 	}
-	if c.target.Protocol == Wsroom {
-		if err := conn.WriteText([]byte(`{"type":"join","name":"` + m.name() + `"}`)); err != nil {
+	if c.target.Protocol == Wsroom && !c.deferJoin {
+		if err := conn.WriteText(m.joinFrame()); err != nil {
 			conn.CloseNow()
 			c.dialErrs.Add(1)
 			c.lose()
+			c.out()
 			c.reason("join: " + shortErr(err))
 			return
 		}
@@ -200,6 +262,11 @@ func (m *member) open(ctx context.Context) {
 	c.opened.Add(1)
 	c.wg.Add(1)
 	go m.read()
+}
+
+// joinFrame is the member's wsroom join frame.
+func (m *member) joinFrame() []byte {
+	return []byte(`{"type":"join","name":"` + m.name() + `"}`)
 }
 
 // read is the member's reader goroutine.
@@ -216,6 +283,9 @@ func (m *member) read() {
 				if c.messages == 0 || m.got < c.messages {
 					c.lose()
 				}
+				if c.inOnly && !m.in.Load() {
+					c.out()
+				}
 			}
 			return
 		}
@@ -228,7 +298,11 @@ func (m *member) read() {
 		for len(p) > 0 {
 			var line []byte
 			line, p = nextLine(p)
-			if len(line) > 0 {
+			switch {
+			case len(line) == 0:
+			case c.inOnly:
+				m.handleIn(line, now)
+			default:
 				m.handle(line, now)
 			}
 		}
@@ -245,7 +319,11 @@ func (m *member) handle(line []byte, now int64) {
 	t := m.tracker()
 	switch e.kind {
 	case kindMessage:
-		if c.recording.Load() {
+		switch {
+		case !c.recording.Load():
+		case c.fan != nil:
+			m.fanDeliver(e.from, e.text, now)
+		default:
 			m.deliver(e.text, now)
 		}
 	case kindJoin:
@@ -292,6 +370,63 @@ func (m *member) handle(line []byte, now int64) {
 			c.errs = append(c.errs, e.errText)
 			c.mu.Unlock()
 		}
+	}
+}
+
+// handleIn takes one event of an inOnly crowd: a welcome (wsroom) or the
+// member's own join event (peers) puts it in; the rest is only counted as
+// frames, except errors.
+func (m *member) handleIn(line []byte, now int64) {
+	typ, ok := stringField(line, keyType)
+	if !ok {
+		m.handle(line, now) // errors and the unusual go the slow way
+		return
+	}
+	switch string(typ) {
+	case "welcome":
+		m.markIn(now)
+	case "join":
+		if m.c.target.Protocol != Peer {
+			return
+		}
+		if name, ok := stringField(line, keyName); ok {
+			if j, ok := parseName(name); ok && j == m.idx {
+				m.markIn(now)
+			}
+		}
+	case "error":
+		m.handle(line, now)
+	}
+}
+
+// markIn records, once, that an inOnly member is in.
+func (m *member) markIn(now int64) {
+	c := m.c
+	if !m.in.CompareAndSwap(false, true) {
+		return
+	}
+	for {
+		old := c.lastIn.Load()
+		if now <= old || c.lastIn.CompareAndSwap(old, now) {
+			break
+		}
+	}
+	c.nIn.Add(1)
+	c.checkEveryIn()
+}
+
+// out records, for an inOnly crowd, a member that will never be in.
+func (c *crowd) out() {
+	if c.inOnly {
+		c.nOut.Add(1)
+		c.checkEveryIn()
+	}
+}
+
+// checkEveryIn closes everyIn once every member is in or out.
+func (c *crowd) checkEveryIn() {
+	if c.nIn.Load()+c.nOut.Load() >= int64(len(c.members)) {
+		c.inOnce.Do(func() { close(c.everyIn) })
 	}
 }
 
@@ -352,11 +487,21 @@ func (c *crowd) sender() *member {
 		if m.conn == nil || m.ended.Load() {
 			continue
 		}
-		if t := m.tracker(); t == nil || t.isIn(m.local) {
+		if m.isIn() {
 			return m
 		}
 	}
 	return nil
+}
+
+// isIn reports whether the member is in: it has its welcome or its own
+// join event (bare: it is connected).
+func (m *member) isIn() bool {
+	if m.c.inOnly {
+		return m.in.Load()
+	}
+	t := m.tracker()
+	return t == nil || t.isIn(m.local)
 }
 
 // settle waits until the join traffic is complete, or no frame arrived for

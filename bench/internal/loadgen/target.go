@@ -56,6 +56,9 @@ type Target struct {
 	// CPU returns the server's CPU time so far. Nil: CPU is not
 	// measured.
 	CPU func() (time.Duration, error)
+	// PID is the server's process, for its RSS and limits from /proc; 0:
+	// unknown (neither is measured nor checked).
+	PID int
 	// Stop, if set, is called once measuring is over and before the
 	// clients close: the runner stops the server there, so that the
 	// teardown does not cost a storm of leave broadcasts.
@@ -167,7 +170,10 @@ type Scenario struct {
 	Headline string
 	// WithBare: the bare server runs this scenario too.
 	WithBare bool
-	Run      func(ctx context.Context, t Target) Result
+	// WsroomOnly: only wsroom runs this scenario (its HTTP fallback,
+	// which no peer has).
+	WsroomOnly bool
+	Run        func(ctx context.Context, t Target) Result
 }
 
 // Column returns the column of key.
