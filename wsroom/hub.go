@@ -288,7 +288,7 @@ func (h *hub) deliver(p *Publication, r *route) {
 
 // directMax is the largest room whose events are written on the
 // delivering goroutine (see deliver).
-const directMax = 32
+const directMax = 10
 
 // directSender is the optional capability of a transport that writes an
 // event on the caller's goroutine when its connection is idle.
