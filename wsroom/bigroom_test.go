@@ -1,6 +1,8 @@
 package wsroom_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -106,4 +108,91 @@ func TestJoinStormBigRoom(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "members", int64(n+1), e.srv.Stats().Members)
+}
+
+// TestConcurrentJoinsAllTold: members joining at once, with welcomes that
+// list only a page of the members, still all learn of each other: for
+// every pair, the one whose welcome does not list the other is told of it
+// by a join event, so that no name escapes a member that does not page
+// through the list.
+func TestConcurrentJoinsAllTold(t *testing.T) {
+	t.Parallel()
+	const n = 60
+	e := newEnv(t, &wsroom.Options{MembersPage: 5, PresenceThreshold: -1})
+	clients := make([]*client, n)
+	for i := range n {
+		c, err := e.dialErr("/chat/race", true, nil)
+		assert.Success(t, err)
+		clients[i] = c
+	}
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i, c := range clients {
+		go func() {
+			<-start
+			errs <- c.c.Write(testContext(t), 1, fmt.Appendf(nil, `{"type":"join","name":"m%02d"}`, i))
+		}()
+	}
+	close(start)
+	for range n {
+		assert.Success(t, <-errs)
+	}
+	listed := make([]map[string]bool, n) // names in each welcome
+	told := make([]map[string]bool, n)   // names each was told of by join events
+	for i, c := range clients {
+		w := c.expect("welcome")
+		listed[i] = map[string]bool{}
+		for _, name := range w.Members {
+			listed[i][name] = true
+		}
+		told[i] = map[string]bool{}
+		for _, ev := range c.pending { // batched with the welcome
+			if ev.Type == "join" {
+				told[i][ev.Name] = true
+			}
+		}
+		c.pending = nil
+	}
+	// Read until quiet: every member's join events.
+	name := func(i int) string { return fmt.Sprintf("m%02d", i) }
+	for quiet := false; !quiet; {
+		quiet = true
+		for i, c := range clients {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				_, b, err := c.readFrame(ctx)
+				cancel()
+				if err != nil {
+					break
+				}
+				quiet = false
+				for _, line := range strings.Split(string(b), "\n") {
+					var ev evt
+					assert.Success(t, json.Unmarshal([]byte(line), &ev))
+					if ev.Type == "join" {
+						told[i][ev.Name] = true
+					}
+				}
+			}
+		}
+	}
+	// For every pair, whoever was told of the other came first; if the
+	// later one's welcome lists the earlier, the earlier was told of the
+	// later. (Before the fix, a member that reserved its name first but
+	// was announced last missed the other's join, and a welcome of one
+	// page did not list it.)
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			tij, tji := told[i][name(j)], told[j][name(i)]
+			lij, lji := listed[i][name(j)], listed[j][name(i)]
+			switch {
+			case !tij && !tji:
+				t.Errorf("%s and %s: neither was told of the other (welcomes list each other: %v, %v)", name(i), name(j), lij, lji)
+			case lji && !tij:
+				t.Errorf("%s is in %s's welcome but was not told of %s", name(i), name(j), name(j))
+			case lij && !tji:
+				t.Errorf("%s is in %s's welcome but was not told of %s", name(j), name(i), name(i))
+			}
+		}
+	}
 }

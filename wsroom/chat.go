@@ -145,9 +145,19 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, room, since strin
 // refusal comes back as a RejectError with the error code and HTTP status
 // to answer with.
 func (s *Server) admitName(ctx context.Context, r *http.Request, room, name, connID string, resume, identified bool) (Reservation, Owner, *RejectError) {
+	name, rj := s.checkJoin(ctx, r, room, name, resume, identified)
+	if rj != nil {
+		return Reservation{}, Owner{}, rj
+	}
+	return s.reserveName(ctx, room, name, connID, identified)
+}
+
+// checkJoin checks a name and runs the OnJoin hook, which may rename the
+// member: it returns the name to reserve.
+func (s *Server) checkJoin(ctx context.Context, r *http.Request, room, name string, resume, identified bool) (string, *RejectError) {
 	name = cleanName(name)
 	if err := checkName(name, s.opts.MaxNameLength); err != nil {
-		return Reservation{}, Owner{}, reject(http.StatusBadRequest, CodeBadName)
+		return "", reject(http.StatusBadRequest, CodeBadName)
 	}
 	if hook := s.opts.Hooks.OnJoin; hook != nil {
 		reply, err := hook(ctx, JoinEvent{Request: r, Room: room, Name: name, Resume: resume, Identified: identified})
@@ -156,15 +166,20 @@ func (s *Server) admitName(ctx context.Context, r *http.Request, room, name, con
 			if rj.Message == "" {
 				rj.Message = errorText(rj.Code)
 			}
-			return Reservation{}, Owner{}, &rj
+			return "", &rj
 		}
 		if reply.Name != "" {
 			name = cleanName(reply.Name)
 			if err := checkName(name, s.opts.MaxNameLength); err != nil {
-				return Reservation{}, Owner{}, reject(http.StatusBadRequest, CodeBadName)
+				return "", reject(http.StatusBadRequest, CodeBadName)
 			}
 		}
 	}
+	return name, nil
+}
+
+// reserveName reserves a checked name for a connection of this server.
+func (s *Server) reserveName(ctx context.Context, room, name, connID string, identified bool) (Reservation, Owner, *RejectError) {
 	replace := identified && s.opts.Duplicates == DuplicateReplace
 	res, replaced, err := s.reserve(ctx, room, name, connID, replace)
 	switch {

@@ -370,14 +370,14 @@ func TestFallbackRemovedAndReplaced(t *testing.T) {
 func TestFallbackLeaveOnce(t *testing.T) {
 	t.Parallel()
 	lv := newLeaves()
-	e := newEnv(t, &wsroom.Options{PingInterval: 200 * time.Millisecond, PongTimeout: 800 * time.Millisecond, Hooks: wsroom.Hooks{OnLeave: lv.hook}})
+	e := newEnv(t, &wsroom.Options{PingInterval: 400 * time.Millisecond, PongTimeout: 1600 * time.Millisecond, Hooks: wsroom.Hooks{OnLeave: lv.hook}})
 	ws, _ := e.join("alive", "watcher")
 	c, _ := e.sseJoin("alive", "quiet")
-	assert.Equal(t, "heartbeat announced", int64(200), c.hello.Heartbeat)
-	assert.Equal(t, "timeout announced", int64(1000), c.hello.Timeout)
+	assert.Equal(t, "heartbeat announced", int64(400), c.hello.Heartbeat)
+	assert.Equal(t, "timeout announced", int64(2000), c.hello.Timeout)
 	ws.expect("join")
 	// Keepalives (empty POSTs) hold it for a while.
-	tick := time.NewTicker(200 * time.Millisecond) // the client's keepalive pace
+	tick := time.NewTicker(200 * time.Millisecond) // faster than the client's keepalive pace
 	defer tick.Stop()
 	for range 5 {
 		<-tick.C

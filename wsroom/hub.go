@@ -126,15 +126,29 @@ func (h *hub) close(ctx context.Context) {
 	h.catch.Wait()
 }
 
+// add adds a member that holds its name.
 func (h *hub) add(m *member) {
+	h.addPending(m)
+	h.register(m)
+}
+
+// addPending adds a member that is about to reserve its name: it receives
+// the room's events, but To and removals do not reach it by name yet.
+func (h *hub) addPending(m *member) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m.idx = len(h.members)
 	h.members = append(h.members, m)
-	h.byName[m.name] = m
 	if m.plain {
 		h.plain++
 	}
+}
+
+// register makes a member that now holds its name reachable by it.
+func (h *hub) register(m *member) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byName[m.name] = m
 }
 
 func (h *hub) remove(m *member) {

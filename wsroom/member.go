@@ -208,48 +208,86 @@ func (m *member) handleLine(line string) {
 
 // join runs the admission of a join request and enters the room. Failures
 // are reported to the client, which may try again.
+//
+// The member receives the room's events (held back until its welcome) from
+// before its name is reserved: then whoever reserves a name after it is
+// announced to it, and whoever reserved before it is in its welcome's
+// count (and member pages), so that no concurrent join escapes it.
 func (m *member) join(name string, since msgID) {
 	s := m.srv
 	if m.identified {
 		name = m.identity
 	}
-	res, replaced, rj := s.admitName(m.ctx, m.req, m.room, name, m.connID, since.set, m.identified)
+	name, rj := s.checkJoin(m.ctx, m.req, m.room, name, since.set, m.identified)
 	if rj != nil {
 		m.sendError(rj.Code, rj.Message)
 		return
 	}
-	m.enter(res, replaced, since)
-}
-
-// enter makes the member, whose name res holds, part of the room, and sends
-// it its welcome. replaced is the holder its reservation took over, if any:
-// then the name never left the room and no arrival is announced.
-func (m *member) enter(res Reservation, replaced Owner, since msgID) {
-	s := m.srv
-	h, err := s.acquire(m.ctx, m.room)
-	if err != nil {
-		s.releaseName(m.ctx, res)
-		if errors.Is(err, errTooManyRooms) {
-			m.sendError(CodeServerFull)
-			return
-		}
-		s.log.Error("wsroom: subscribe failed", "room", m.room, "err", err)
-		m.sendError(CodeUnavailable)
+	h, ok := m.openHub()
+	if !ok {
 		return
 	}
+	m.t.hold()
+	m.name, m.hub = name, h
+	h.addPending(m)
+	res, replaced, rj := s.reserveName(m.ctx, m.room, name, m.connID, m.identified)
+	if rj != nil {
+		h.remove(m)
+		m.hub = nil
+		m.t.release(nil, func(*event) bool { return false }) // what it heard meanwhile is not for it
+		s.release(m.ctx, h)
+		m.sendError(rj.Code, rj.Message)
+		return
+	}
+	h.register(m)
+	m.entered(res, replaced, since)
+}
+
+// openHub acquires the room's hub on this server, or tells the client why
+// not.
+func (m *member) openHub() (*hub, bool) {
+	s := m.srv
+	h, err := s.acquire(m.ctx, m.room)
+	if err == nil {
+		return h, true
+	}
+	if errors.Is(err, errTooManyRooms) {
+		m.sendError(CodeServerFull)
+		return nil, false
+	}
+	s.log.Error("wsroom: subscribe failed", "room", m.room, "err", err)
+	m.sendError(CodeUnavailable)
+	return nil, false
+}
+
+// enter makes a member whose name res holds already (an identified member,
+// reserved before the upgrade) part of the room.
+func (m *member) enter(res Reservation, replaced Owner, since msgID) {
+	h, ok := m.openHub()
+	if !ok {
+		m.srv.releaseName(m.ctx, res)
+		return
+	}
+	m.t.hold()
+	m.name, m.hub = res.Name, h
+	h.add(m)
+	m.entered(res, replaced, since)
+}
+
+// entered completes a join once the member, added to its hub with its
+// events held, holds its name: the holder it replaced (if any) is closed,
+// its arrival announced (unless the name never left the room), and its
+// welcome sent first. replaced is the holder its reservation took over.
+func (m *member) entered(res Reservation, replaced Owner, since msgID) {
+	s := m.srv
+	h := m.hub
+	m.res = res
 	if !replaced.IsZero() {
 		s.evict(m.ctx, res, replaced)
 	}
-
-	// From here on the member receives the room's events, held back until
-	// its welcome is ready so that the welcome comes first and no message
-	// is both in the welcome's history and after it.
-	m.t.hold()
-	m.name, m.res, m.hub = res.Name, res, h
 	if w, ok := m.t.(watcher); ok {
 		w.watch(h.setBehind)
 	}
-	h.add(m)
 	m.joined.Store(true)
 	m.joinTimer.cancel()
 	s.stats.members.Add(1)

@@ -298,8 +298,8 @@ func (o *outbox) startHold() {
 	}
 }
 
-// release ends a hold: what was queued before it, then first, then what
-// arrived during it for which keep is true, go out in that order.
+// release ends a hold: what was queued before it, then first (if not nil),
+// then what arrived during it for which keep is true, go out in that order.
 func (o *outbox) release(first *event, keep func(*event) bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -307,7 +307,9 @@ func (o *outbox) release(first *event, keep func(*event) bool) {
 	if o.queue != nil {
 		old := *o.queue
 		*q = append(*q, old[:o.holdAt]...)
-		*q = append(*q, first)
+		if first != nil {
+			*q = append(*q, first)
+		}
 		o.qbytes = 0
 		for _, e := range old[o.holdAt:] {
 			if keep(e) {
@@ -318,7 +320,7 @@ func (o *outbox) release(first *event, keep func(*event) bool) {
 			o.qbytes += e.size(o.plain)
 		}
 		putQueue(o.queue)
-	} else {
+	} else if first != nil {
 		*q = append(*q, first)
 		o.qbytes = first.size(o.plain)
 	}
