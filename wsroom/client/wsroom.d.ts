@@ -152,6 +152,10 @@ export interface ClientOptions {
   historyLimit?: number;
   /** page size of the member list; default 100 */
   membersLimit?: number;
+  /** the client pages the member list by itself in rooms of at most this many members; beyond, loadMoreMembers pages it on demand; default 1000 */
+  membersAuto?: number;
+  /** ms between the pages the client asks for by itself (pages cost the rate limit); default 100 */
+  membersPageDelay?: number;
   /** rejoins retried while the previous connection still holds the name; default 8 */
   nameRetries?: number;
   /** how binary messages arrive; default "blob" */
@@ -210,6 +214,8 @@ export class Client {
   olderMessages(limit?: number): boolean;
   requestHistory(req?: { before?: string; limit?: number }): boolean;
   requestMembers(req?: { after?: string; limit?: number }): boolean;
+  /** the next page of the member list, in a room too big for the client to page by itself; false when complete or a page is on its way */
+  loadMoreMembers(): boolean;
 }
 
 /** The request header of a fallback POST naming its stream. */

@@ -660,6 +660,8 @@ export class Client {
   #ids = new IdSet();
   #members = new MemberSet();
   #membersAfter = null;
+  #membersCursor = null; // the last name of the last page received
+  #membersTimer = null;
   #moreHistory = null;
   #probing = false; // trying the fallback after WebSocket failed
   #gotFrame = false;
@@ -681,6 +683,8 @@ export class Client {
       stableAfter: 5000,
       historyLimit: 50,
       membersLimit: 100,
+      membersAuto: 1000,
+      membersPageDelay: 100,
       nameRetries: 8,
       binaryType: "blob",
       random: Math.random,
@@ -828,6 +832,7 @@ export class Client {
   close(code = 1000, reason = "") {
     this.#wanted = false;
     this.#cancelTimer();
+    this.#cancelMembers();
     this.#cancelFallback();
     const ws = this.#ws;
     this.#ws = null;
@@ -1052,6 +1057,7 @@ export class Client {
     this.#ws = null;
     const wasJoined = this.#joined;
     this.#joined = false;
+    this.#cancelMembers();
     if (!this.#wanted) return;
     if (this.transport === "sse" && !this.#opened) {
       const probing = this.#probing;
@@ -1131,7 +1137,9 @@ export class Client {
         const names = ev.members ?? [];
         this.#members.addPage(names, ev.count);
         this.#membersAfter = null;
-        if (ev.more && names.length > 0) this.#pageMembers(names[names.length - 1]);
+        if (names.length > 0) this.#membersCursor = names[names.length - 1];
+        if (!ev.more) this.#membersCursor = null;
+        else if (names.length > 0) this.#pageMembers(names[names.length - 1]);
         return this.#membersChanged();
       }
       case "error":
@@ -1173,13 +1181,41 @@ export class Client {
     this.#setState("open", { code: 0, reason: "", reconnect: true, explanation: `In ${this.#room} as ${this.#name}.` });
     this.#emit("welcome", { ...w, members: first, history, gap: !!w.gap, resumed });
     this.#membersChanged();
-    if (!this.#members.complete && first.length > 0) this.#pageMembers(first[first.length - 1]);
+    this.#membersCursor = first.length > 0 && !this.#members.complete ? first[first.length - 1] : null;
+    if (this.#membersCursor !== null) this.#pageMembers(this.#membersCursor);
   }
 
-  #pageMembers(after) {
-    if (this.#membersAfter === after) return;
+  /**
+   * loadMoreMembers asks for the next page of the member list, for rooms
+   * bigger than membersAuto, whose list the client does not page by
+   * itself. It returns false when the list is complete or a page is on
+   * its way.
+   */
+  loadMoreMembers() {
+    if (this.#membersCursor === null || this.#membersAfter !== null) return false;
+    return this.#pageMembers(this.#membersCursor, true);
+  }
+
+  // pageMembers asks for the page after a name: at once when asked by hand,
+  // else after membersPageDelay (pages cost the rate limit) and only in a
+  // room of at most membersAuto members (in a bigger one, paging every
+  // member list after every welcome would cost more than it is worth).
+  #pageMembers(after, now = false) {
+    if (this.#membersAfter === after) return false;
+    if (!now && this.#members.count > this.#o.membersAuto) return false;
     this.#membersAfter = after;
-    this.requestMembers({ after, limit: this.#o.membersLimit });
+    if (now) return this.requestMembers({ after, limit: this.#o.membersLimit });
+    this.#membersTimer = setTimeout(() => {
+      this.#membersTimer = null;
+      if (!this.requestMembers({ after, limit: this.#o.membersLimit })) this.#membersAfter = null;
+    }, this.#o.membersPageDelay);
+    return true;
+  }
+
+  #cancelMembers() {
+    if (this.#membersTimer !== null) clearTimeout(this.#membersTimer);
+    this.#membersTimer = null;
+    this.#membersAfter = null;
   }
 
   #membersChanged() {

@@ -247,16 +247,39 @@ for (const code of [1003, 1007, 1008, 1009, 4001]) {
   });
 }
 
+test("Client pages a big room's member list only on demand", (t) => {
+  const { c } = newClient(t, { membersLimit: 2, membersAuto: 10 });
+  c.connect();
+  const ws = FakeWS.last();
+  ws.open();
+  ws.recv({ type: "welcome", room: "r", name: "alice", members: ["alice", "bob"], count: 5000, history: [] });
+  t.mock.timers.tick(10_000);
+  assert.equal(ws.sent.filter((f) => f.type === "members").length, 0, "no paging by itself in a big room");
+  assert.equal(c.loadMoreMembers(), true);
+  assert.deepEqual(ws.sent.at(-1), { type: "members", after: "bob", limit: 2 });
+  assert.equal(c.loadMoreMembers(), false, "a page is on its way");
+  ws.recv({ type: "members", members: ["carol", "dave"], count: 5000, more: true });
+  t.mock.timers.tick(10_000);
+  assert.equal(ws.sent.filter((f) => f.type === "members").length, 1, "still only on demand");
+  assert.equal(c.loadMoreMembers(), true);
+  assert.deepEqual(ws.sent.at(-1), { type: "members", after: "dave", limit: 2 });
+  ws.recv({ type: "members", members: ["zoe"], count: 5000, more: false });
+  assert.equal(c.loadMoreMembers(), false, "complete");
+});
+
 test("Client pages the member list when the welcome has only the first page", (t) => {
   const { c, seen } = newClient(t, { membersLimit: 2 });
   c.connect();
   const ws = FakeWS.last();
   ws.open();
   ws.recv({ type: "welcome", room: "r", name: "alice", members: ["alice", "bob"], count: 5, history: [] });
+  assert.equal(ws.sent.filter((f) => f.type === "members").length, 0, "pages are paced");
+  t.mock.timers.tick(100);
   assert.deepEqual(ws.sent.at(-1), { type: "members", after: "bob", limit: 2 });
   assert.equal(c.memberCount, 5);
   ws.recv({ type: "join", name: "zoe" }); // arrives while paging: a set operation
   ws.recv({ type: "members", members: ["carol", "dave"], count: 6, more: true });
+  t.mock.timers.tick(100);
   assert.deepEqual(ws.sent.at(-1), { type: "members", after: "dave", limit: 2 });
   ws.recv({ type: "members", members: ["erin", "zoe"], count: 6, more: false });
   assert.equal(ws.sent.filter((f) => f.type === "members").length, 2);

@@ -93,7 +93,10 @@ function renderMembers(ev) {
       return li;
     }),
   );
-  $("count").textContent = ev.complete ? `(${ev.count})` : `(${ev.count}, loading…)`;
+  // A big room's list is paged on demand; a small one's by the client.
+  const big = !ev.complete && ev.count > 1000;
+  $("count").textContent = ev.complete ? `(${ev.count})` : big ? `(${ev.count})` : `(${ev.count}, loading…)`;
+  $("more-members").hidden = !big;
 }
 
 function setJoined(joined) {
@@ -237,4 +240,5 @@ $("room").value = params.get("room") || $("room").value;
 $("name").value = params.get("name") || localStorage.getItem("wsroom.name") || "";
 $("transport").title = `subprotocol ${SUBPROTOCOL}`;
 $("members-box").open = matchMedia("(min-width: 641px)").matches;
+$("more-members").addEventListener("click", () => client?.loadMoreMembers());
 document.documentElement.dataset.ready = "1";
