@@ -175,7 +175,17 @@ type welcome struct {
 }
 
 func encodeWelcome(w welcome) []byte {
-	b := []byte(`{"type":"welcome","room":`)
+	// Sized up front: a welcome is encoded for every join, and growing it
+	// by doubling would make a join storm's garbage twice its size.
+	n := 96 + len(w.Room) + len(w.Name)
+	for _, m := range w.Members {
+		n += len(m) + 3
+	}
+	for _, m := range w.History {
+		n += len(m.From) + len(m.Text) + 64
+	}
+	b := make([]byte, 0, n+n/8)
+	b = append(b, `{"type":"welcome","room":`...)
 	b = appendString(b, w.Room)
 	b = append(b, `,"name":`...)
 	b = appendString(b, w.Name)
