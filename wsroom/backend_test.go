@@ -222,6 +222,42 @@ func TestResyncCatchesUp(t *testing.T) {
 	assert.Equal(t, "nothing more", "marker", ann.expect("message").Text)
 }
 
+// TestResyncCatchesUpQuietRoom: a room where nothing was delivered on
+// this server before the broker lost publications is caught up too, from
+// what its members' welcomes held: the lost messages arrive, once, and
+// the history the welcomes held does not arrive again.
+func TestResyncCatchesUpQuietRoom(t *testing.T) {
+	t.Parallel()
+	for _, old := range []int{0, 2} { // messages in the history before anyone joined
+		t.Run(fmt.Sprint(old, " old messages"), func(t *testing.T) {
+			t.Parallel()
+			b := &lossyBroker{MemoryBroker: wsroom.NewMemoryBroker(), subs: map[string][]func(*wsroom.Publication){}}
+			store := wsroom.NewMemoryStore(nil)
+			for i := range old {
+				_, err := store.Append(testContext(t), "r", wsroom.Message{From: "gone", Text: fmt.Sprint("old ", i), Time: time.Now()})
+				assert.Success(t, err)
+			}
+			e := newEnv(t, &wsroom.Options{Broker: b, Store: store})
+			ann, w := e.join("r", "ann")
+			assert.Equal(t, "history in the welcome", old, len(w.History))
+			bob, _ := e.join("r", "bob")
+			ann.until("join")
+			b.down.Store(true) // nothing was delivered here yet
+			bob.say("lost")
+			waitFor(t, "bob's message stored, and lost", func() bool {
+				msgs, err := store.Recent(testContext(t), "r", 10)
+				return err == nil && len(msgs) == old+1
+			})
+			b.down.Store(false)
+			b.resync("r")
+			assert.Equal(t, "the lost message, from the store", "lost", ann.expect("message").Text)
+			_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+			assert.Success(t, err)
+			assert.Equal(t, "nothing more (no old message again)", "marker", ann.expect("message").Text)
+		})
+	}
+}
+
 type reqKey struct{}
 
 // TestSubscriptionNotTiedToRequest: the broker subscription of a room is
