@@ -222,6 +222,127 @@ func TestResyncCatchesUp(t *testing.T) {
 	assert.Equal(t, "nothing more", "marker", ann.expect("message").Text)
 }
 
+// TestResyncCatchesUpQuietRoom: a room where nothing was delivered on
+// this server before the broker lost publications is caught up too, from
+// what its members' welcomes held: the lost messages arrive, once, and
+// the history the welcomes held does not arrive again.
+func TestResyncCatchesUpQuietRoom(t *testing.T) {
+	t.Parallel()
+	for _, old := range []int{0, 2} { // messages in the history before anyone joined
+		t.Run(fmt.Sprint(old, " old messages"), func(t *testing.T) {
+			t.Parallel()
+			b := &lossyBroker{MemoryBroker: wsroom.NewMemoryBroker(), subs: map[string][]func(*wsroom.Publication){}}
+			store := wsroom.NewMemoryStore(nil)
+			for i := range old {
+				_, err := store.Append(testContext(t), "r", wsroom.Message{From: "gone", Text: fmt.Sprint("old ", i), Time: time.Now()})
+				assert.Success(t, err)
+			}
+			e := newEnv(t, &wsroom.Options{Broker: b, Store: store})
+			ann, w := e.join("r", "ann")
+			assert.Equal(t, "history in the welcome", old, len(w.History))
+			bob, _ := e.join("r", "bob")
+			ann.until("join")
+			b.down.Store(true) // nothing was delivered here yet
+			bob.say("lost")
+			waitFor(t, "bob's message stored, and lost", func() bool {
+				msgs, err := store.Recent(testContext(t), "r", 10)
+				return err == nil && len(msgs) == old+1
+			})
+			b.down.Store(false)
+			b.resync("r")
+			assert.Equal(t, "the lost message, from the store", "lost", ann.expect("message").Text)
+			_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+			assert.Success(t, err)
+			assert.Equal(t, "nothing more (no old message again)", "marker", ann.expect("message").Text)
+		})
+	}
+}
+
+// outage makes a store's Release fail while store is set, and a broker's
+// Publish while broker is: both, as a Redis that holds both does when it
+// is unreachable.
+type outage struct {
+	store, broker atomic.Bool
+	lostLeaves    atomic.Int32 // departures the broker failed to publish
+}
+
+type outageStore struct {
+	*wsroom.MemoryStore
+	o *outage
+}
+
+func (s outageStore) Release(ctx context.Context, r wsroom.Reservation) error {
+	if s.o.store.Load() {
+		return errors.New("store unreachable")
+	}
+	return s.MemoryStore.Release(ctx, r)
+}
+
+type outageBroker struct {
+	*wsroom.MemoryBroker
+	o *outage
+}
+
+func (b outageBroker) Publish(ctx context.Context, p *wsroom.Publication) error {
+	if b.o.broker.Load() {
+		if p.Type == wsroom.PubLeave {
+			b.o.lostLeaves.Add(1)
+		}
+		return errors.New("broker unreachable")
+	}
+	return b.MemoryBroker.Publish(ctx, p)
+}
+
+// TestDepartureInOutage: a departure that could not be published (nor,
+// with the store down too, released) is announced once the backends are
+// back, at a lease refresh, once; but not for a name that someone holds
+// again by then.
+func TestDepartureInOutage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		storeDown bool // Release fails too
+		retaken   bool // a new member takes the name before the broker is back
+	}{
+		{name: "store and broker down", storeDown: true},
+		{name: "broker down"},
+		{name: "broker down, name retaken", retaken: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := &outage{}
+			e := newEnv(t, &wsroom.Options{
+				Store: outageStore{wsroom.NewMemoryStore(nil), o}, Broker: outageBroker{wsroom.NewMemoryBroker(), o},
+				LeaseTime: 2 * time.Second, LeaseRefresh: 50 * time.Millisecond,
+			})
+			ann, _ := e.join("r", "ann")
+			bob, _ := e.join("r", "bob")
+			ann.until("join")
+			o.store.Store(tc.storeDown)
+			o.broker.Store(true)
+			bob.c.Close(websocket.StatusNormalClosure, "")
+			waitFor(t, "bob's departure lost", func() bool { return o.lostLeaves.Load() > 0 })
+			if tc.retaken {
+				e.join("r", "bob") // its arrival is lost too
+			}
+			o.store.Store(false)
+			o.broker.Store(false)
+			if !tc.retaken {
+				assert.Equal(t, "bob's departure, once the backends are back", "bob", ann.expect("leave").Name)
+				waitFor(t, "bob's name released", func() bool {
+					names, err := e.srv.Room("r").Members(testContext(t))
+					return err == nil && len(names) == 1
+				})
+			}
+			// A few more refreshes: nothing more.
+			time.Sleep(200 * time.Millisecond) // an observation window, not a synchronisation
+			_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+			assert.Success(t, err)
+			assert.Equal(t, "nothing more", "marker", ann.expect("message").Text)
+		})
+	}
+}
+
 type reqKey struct{}
 
 // TestSubscriptionNotTiedToRequest: the broker subscription of a room is

@@ -33,9 +33,13 @@ type hub struct {
 
 	// The highest message ID delivered here, and the last ones delivered,
 	// so that a catch-up from the store after a broker outage delivers
-	// each message once. Guarded by seenMu.
+	// each message once. Until a message is delivered, maxID is where the
+	// first welcome given here ended. synced says maxID is known: a
+	// message was delivered, or a welcome read the history. Guarded by
+	// seenMu.
 	seenMu sync.Mutex
 	maxID  uint64
+	synced bool
 	seen   [64]uint64
 	seenAt int
 	catch  sync.WaitGroup // catch-ups in flight
@@ -225,6 +229,7 @@ func (h *hub) removeMember(p *Publication) {
 func (h *hub) firstSight(id uint64) bool {
 	h.seenMu.Lock()
 	defer h.seenMu.Unlock()
+	h.synced = true
 	if id <= h.maxID {
 		for _, s := range h.seen {
 			if s == id {
@@ -239,15 +244,30 @@ func (h *hub) firstSight(id uint64) bool {
 	return true
 }
 
+// welcomed records that a member's welcome held the room's history up to
+// the message ID floor (0: the room had none), so that a catch-up in a
+// room where nothing was delivered here yet starts there. Only the first
+// welcome counts, and only until a message is delivered: a later welcome
+// may already hold messages that the broker lost for the earlier members.
+func (h *hub) welcomed(floor uint64) {
+	h.seenMu.Lock()
+	defer h.seenMu.Unlock()
+	if !h.synced {
+		h.synced = true
+		h.maxID = floor
+	}
+}
+
 // catchUp delivers, after the broker may have lost publications, the
-// messages the store holds above the highest ID delivered here. It runs on
-// a goroutine of its own, which close waits for: deliver must not block.
+// messages the store holds above the highest ID delivered here (or held
+// by the first welcome). It runs on a goroutine of its own, which close
+// waits for: deliver must not block.
 func (h *hub) catchUp() {
 	h.seenMu.Lock()
-	from := h.maxID
+	from, synced := h.maxID, h.synced
 	h.seenMu.Unlock()
-	if from == 0 {
-		return // nothing delivered yet: the members' welcomes hold the history
+	if !synced {
+		return // no welcome read the history (WelcomeHistory < 0, or the store failed)
 	}
 	h.catch.Add(1)
 	go func() {

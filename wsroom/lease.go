@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,7 +16,9 @@ import (
 // many members the server has. On the same call the store hands over the
 // reservations of servers whose lease ended (a crash, a partition): their
 // departures are announced from here, once. A release that failed is
-// retried here too.
+// retried here too, and so is a departure whose publication failed (the
+// broker was down): once its name is released, unless someone holds the
+// name again by then.
 //
 // If the lease itself is found lost (the store was unreachable for longer
 // than LeaseTime, say), its members' departures have been announced: the
@@ -29,6 +32,7 @@ type lease struct {
 	running bool
 	halted  bool
 	retry   []Reservation // releases to try again
+	gone    []Reservation // departures to announce again (Room and Name)
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -94,15 +98,33 @@ func (l *lease) releaseLater(res Reservation) {
 	l.retry = append(l.retry, res)
 }
 
+// maxGone bounds the departures kept to announce again, through a long
+// broker outage.
+const maxGone = 10000
+
+// announceLater keeps departures whose publication failed, to announce
+// at the next refresh.
+func (l *lease) announceLater(room string, names ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, name := range names {
+		l.gone = append(l.gone, Reservation{Room: room, Name: name})
+	}
+	if n := len(l.gone) - maxGone; n > 0 {
+		l.s.log.Warn("wsroom: too many departures waiting for the broker; the oldest are not announced", "count", n)
+		l.gone = slices.Delete(l.gone, 0, n)
+	}
+}
+
 // refresh extends the lease, announces the departures of expired
-// reservations, and retries failed releases.
+// reservations, and retries failed releases and announcements.
 func (l *lease) refresh() {
 	s := l.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.backendTimeout())
 	defer cancel()
 	l.mu.Lock()
-	retry, id := l.retry, l.cur
-	l.retry = nil
+	retry, gone, id := l.retry, l.gone, l.cur
+	l.retry, l.gone = nil, nil
 	l.mu.Unlock()
 	var again []Reservation
 	for _, res := range retry {
@@ -117,13 +139,12 @@ func (l *lease) refresh() {
 		l.mu.Unlock()
 	}
 	expired, err := s.opts.Store.Refresh(ctx, id, s.opts.LeaseTime)
-	byRoom := map[string][]string{}
-	for _, res := range expired {
-		byRoom[res.Room] = append(byRoom[res.Room], res.Name)
+	for room, names := range byRoom(expired) {
+		if aerr := s.announceGone(ctx, room, names); aerr != nil {
+			l.announceLater(room, names...)
+		}
 	}
-	for room, names := range byRoom {
-		s.announceGone(ctx, room, names)
-	}
+	l.announceAgain(ctx, gone, again)
 	switch {
 	case errors.Is(err, ErrLeaseExpired):
 		l.lost(id)
@@ -151,14 +172,64 @@ func (l *lease) lost(id string) {
 	}
 }
 
+// announceAgain announces the departures whose publication failed. One
+// whose name is still to be released waits for it (until then the store
+// lists the name); one whose name someone holds again by now is dropped:
+// the room heard of the newcomer, or will.
+func (l *lease) announceAgain(ctx context.Context, gone, unreleased []Reservation) {
+	if len(gone) == 0 {
+		return
+	}
+	s := l.s
+	var keep []Reservation
+	rooms := byRoom(slices.DeleteFunc(gone, func(g Reservation) bool {
+		held := slices.ContainsFunc(unreleased, func(r Reservation) bool { return r.Room == g.Room && r.Name == g.Name })
+		if held {
+			keep = append(keep, g)
+		}
+		return held
+	}))
+	for _, g := range keep {
+		l.announceLater(g.Room, g.Name)
+	}
+	for room, names := range rooms {
+		live, _, err := s.opts.Store.Members(ctx, room, "", 0)
+		if err != nil {
+			l.announceLater(room, names...)
+			continue
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { _, found := slices.BinarySearch(live, n); return found })
+		if len(names) == 0 {
+			continue
+		}
+		if err := s.announceGone(ctx, room, names); err != nil {
+			l.announceLater(room, names...)
+		}
+	}
+}
+
+// byRoom groups reservations' names by room, each name once.
+func byRoom(rs []Reservation) map[string][]string {
+	m := map[string][]string{}
+	for _, r := range rs {
+		if !slices.Contains(m[r.Room], r.Name) {
+			m[r.Room] = append(m[r.Room], r.Name)
+		}
+	}
+	return m
+}
+
 // announceGone tells a room that members left whom no member of this
-// server announces: the members of a server whose lease ended.
-func (s *Server) announceGone(ctx context.Context, room string, names []string) {
+// server announces now: the members of a server whose lease ended, and
+// departures whose first announcement failed.
+func (s *Server) announceGone(ctx context.Context, room string, names []string) error {
 	p := &Publication{Room: room, Type: PubLeave, Name: names[0], Origin: s.id}
 	if len(names) > 1 {
 		p = &Publication{Room: room, Type: PubPresence, Left: names, Origin: s.id}
 	}
 	if err := s.opts.Broker.Publish(ctx, p); err != nil {
-		s.log.Warn("wsroom: could not announce departures", "room", room, "count", len(names), "err", err)
+		s.log.Warn("wsroom: could not announce departures; trying again at the next refresh", "room", room, "count", len(names), "err", err)
+		return err
 	}
+	return nil
 }

@@ -294,17 +294,22 @@ func (m *member) entered(res Reservation, replaced Owner, since msgID) {
 	if replaced.IsZero() {
 		h.announce(m.ctx, PubJoin, res.Name)
 	}
-	w, last := m.welcome(since)
+	w, last, floor, read := m.welcome(since)
+	if read {
+		h.welcomed(floor)
+	}
 	m.t.release(w, func(e *event) bool { return e.id == 0 || e.id > last })
 }
 
 // welcome builds the member's welcome: the first page of members and the
 // recent history, or what it missed since the ID it resumes from. last is
-// the highest message ID the welcome holds.
-func (m *member) welcome(since msgID) (*event, uint64) {
+// the highest message ID the welcome holds. read reports whether it read
+// the history from the store; then the member has every message up to
+// floor, an ID the store issued (0 if the room has no history).
+func (m *member) welcome(since msgID) (e *event, last, floor uint64, read bool) {
 	s := m.srv
 	w := welcome{Room: m.room, Name: m.name}
-	last := since.v
+	last = since.v
 	ctx, cancel := s.backendCtx(m.ctx)
 	defer cancel()
 	var err error
@@ -312,11 +317,16 @@ func (m *member) welcome(since msgID) (*event, uint64) {
 		var complete bool
 		w.History, complete, err = s.opts.Store.After(ctx, m.room, since.v, s.opts.ResumeLimit)
 		w.Gap = !complete
+		if complete {
+			floor = since.v // complete: since is not above the newest ID
+		}
 		if err == nil && w.Gap && len(w.History) == 0 && s.opts.WelcomeHistory > 0 {
 			w.History, err = s.opts.Store.Recent(ctx, m.room, s.opts.WelcomeHistory)
 		}
+		read = err == nil
 	} else if s.opts.WelcomeHistory > 0 {
 		w.History, err = s.opts.Store.Recent(ctx, m.room, s.opts.WelcomeHistory)
+		read = err == nil
 	}
 	if err != nil {
 		s.log.Warn("wsroom: history unavailable for welcome", "room", m.room, "err", err)
@@ -324,6 +334,7 @@ func (m *member) welcome(since msgID) (*event, uint64) {
 	}
 	if n := len(w.History); n > 0 {
 		last = max(last, w.History[n-1].ID)
+		floor = w.History[n-1].ID
 	}
 	var cut bool
 	if w.History, cut = fitBytes(w.History, s.opts.HistoryBytes); cut && since.set {
@@ -333,7 +344,7 @@ func (m *member) welcome(since msgID) (*event, uint64) {
 		s.log.Warn("wsroom: members unavailable for welcome", "room", m.room, "err", err)
 		w.Members, w.Count = []string{m.name}, 1
 	}
-	e := &event{}
+	e = &event{}
 	if m.plain {
 		for _, l := range s.opts.Text.welcome(WelcomeInfo{Room: m.room, Name: m.name, Members: w.Members, Count: w.Count, History: w.History}) {
 			e.plain = append(e.plain, []byte(l))
@@ -344,7 +355,7 @@ func (m *member) welcome(since msgID) (*event, uint64) {
 	} else {
 		e.json = encodeWelcome(w)
 	}
-	return e, last
+	return e, last, floor, read
 }
 
 // fitBytes keeps the most recent messages of ms that fit in limit bytes

@@ -21,7 +21,9 @@ type presence struct {
 }
 
 // announce tells the room that name joined or left. In a big room, and
-// during shutdown, the announcements are coalesced.
+// during shutdown, the announcements are coalesced. A departure that
+// cannot be published (the broker is down) is announced again at the
+// lease's refresh; an arrival is not (its member may be gone by then).
 func (h *hub) announce(ctx context.Context, typ, name string) {
 	s := h.srv
 	if t := s.opts.PresenceThreshold; s.shuttingDown() || t > 0 && h.size() >= t {
@@ -40,6 +42,9 @@ func (h *hub) announce(ctx context.Context, typ, name string) {
 	defer cancel()
 	if err := s.opts.Broker.Publish(ctx, p); err != nil {
 		s.log.Warn("wsroom: announce failed", "room", h.name, "type", typ, "name", name, "err", err)
+		if typ == PubLeave {
+			s.lease.announceLater(h.name, name)
+		}
 	}
 }
 
@@ -116,6 +121,7 @@ func (p *presence) flush(ctx context.Context) {
 	defer cancel()
 	if err := s.opts.Broker.Publish(ctx, pub); err != nil {
 		s.log.Warn("wsroom: presence failed", "room", p.h.name, "err", err)
+		s.lease.announceLater(p.h.name, left...)
 	}
 }
 

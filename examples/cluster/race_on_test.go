@@ -1,0 +1,6 @@
+//go:build race
+
+package cluster
+
+// raceEnabled: the servers are built with the race detector too.
+const raceEnabled = true
