@@ -334,10 +334,13 @@ func TestDepartureInOutage(t *testing.T) {
 					return err == nil && len(names) == 1
 				})
 			}
-			// A few more refreshes: nothing more.
+			// A few more refreshes: nothing more. (A call may fail at once
+			// for half a second after the broker's last failure.)
 			time.Sleep(200 * time.Millisecond) // an observation window, not a synchronisation
-			_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
-			assert.Success(t, err)
+			waitFor(t, "a broadcast goes through", func() bool {
+				_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+				return err == nil
+			})
 			assert.Equal(t, "nothing more", "marker", ann.expect("message").Text)
 		})
 	}
@@ -362,4 +365,62 @@ func TestSubscriptionNotTiedToRequest(t *testing.T) {
 	assert.True(t, "no request values", ctx.Value(reqKey{}) == nil)
 	second.say("still delivered")
 	assert.Equal(t, "delivered", "still delivered", second.expect("message").Text)
+}
+
+// hangingStore makes Append wait for its context while down.
+type hangingStore struct {
+	*wsroom.MemoryStore
+	down *atomic.Bool
+}
+
+func (s hangingStore) Append(ctx context.Context, room string, m wsroom.Message) (wsroom.Message, error) {
+	if s.down.Load() {
+		<-ctx.Done()
+		return wsroom.Message{}, ctx.Err()
+	}
+	return s.MemoryStore.Append(ctx, room, m)
+}
+
+// TestBreakerKeepsMembersAlive: while the store hangs, a member's messages
+// fail at once after the first times out, instead of holding its reading
+// goroutine BackendTimeout each: it keeps answering pings and stays. Once
+// the store answers again, messages go through within half a second.
+func TestBreakerKeepsMembersAlive(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	l := newLeaves()
+	e := newEnv(t, &wsroom.Options{
+		Store: hangingStore{wsroom.NewMemoryStore(nil), &down}, BackendTimeout: 400 * time.Millisecond,
+		PingInterval: 200 * time.Millisecond, PongTimeout: 600 * time.Millisecond, RateLimit: -1,
+		Hooks: wsroom.Hooks{OnLeave: l.hook},
+	})
+	a, _ := e.join("r", "ann")
+	down.Store(true)
+	start := time.Now()
+	for range 10 {
+		a.say("during the outage")
+	}
+	for range 10 {
+		assert.Equal(t, "unavailable", wsroom.CodeUnavailable, a.until("error").Code)
+	}
+	took := time.Since(start)
+	t.Logf("10 messages refused in %v", took)
+	assert.True(t, "refused at once after the first timeout", took < 10*400*time.Millisecond/2)
+	down.Store(false)
+	waitFor(t, "a message goes through", func() bool {
+		a.say("after")
+		for {
+			ev, err := a.next()
+			if err != nil {
+				return false
+			}
+			if ev.Type == "message" {
+				return true
+			}
+			if ev.Type == "error" {
+				return false
+			}
+		}
+	})
+	assert.Equal(t, "ann is still connected", 0, len(l.all()))
 }

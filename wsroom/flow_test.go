@@ -63,7 +63,9 @@ func TestBurstSlowsThePublisher(t *testing.T) {
 				n = 1000
 			}
 			l := newLeaves()
-			e := newEnv(t, &wsroom.Options{RateLimit: -1, WelcomeHistory: -1, Hooks: wsroom.Hooks{OnLeave: l.hook}})
+			// Queues big enough that a reader the scheduler holds back a
+			// moment is not taken for one that fell behind the others.
+			e := newEnv(t, &wsroom.Options{RateLimit: -1, WelcomeHistory: -1, SendQueue: 4096, Hooks: wsroom.Hooks{OnLeave: l.hook}})
 			join := func(name string, recvBuf int) *rawConn {
 				r := e.rawDial("/chat/burst", wsroom.Subprotocol, recvBuf)
 				r.writeFrame(true, 1, fmt.Appendf(nil, `{"type":"join","name":%q}`, name))

@@ -57,9 +57,21 @@ func New(opts *Options) (*Server, error) {
 	}
 	_, memStore := o.Store.(*MemoryStore)
 	_, memBroker := o.Broker.(*MemoryBroker)
-	if o.Metrics != nil {
-		o.Store = timedStore{o.Store, o.Metrics}
-		o.Broker = timedBroker{o.Broker, o.Metrics}
+	// Networked backends get a breaker: while one is failing, calls fail
+	// at once. Both report to Metrics, if any.
+	if !memStore || o.Metrics != nil {
+		b := backend{m: o.Metrics}
+		if !memStore {
+			b.br = &breaker{}
+		}
+		o.Store = guardedStore{o.Store, b}
+	}
+	if !memBroker || o.Metrics != nil {
+		b := backend{m: o.Metrics}
+		if !memBroker {
+			b.br = &breaker{}
+		}
+		o.Broker = guardedBroker{o.Broker, b}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
