@@ -2,6 +2,7 @@ package wsroom_test
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"fmt"
 	"sync"
@@ -423,4 +424,64 @@ func TestBreakerKeepsMembersAlive(t *testing.T) {
 		}
 	})
 	assert.Equal(t, "ann is still connected", 0, len(l.all()))
+}
+
+// deafBroker is a server's Broker that hears nothing while down (its
+// connection to the backend dropped), then resyncs its subscriptions.
+type deafBroker struct {
+	wsroom.Broker
+	down atomic.Bool
+	mu   sync.Mutex
+	subs []func(*wsroom.Publication)
+}
+
+func (b *deafBroker) Subscribe(ctx context.Context, room string, deliver func(*wsroom.Publication)) (func(), error) {
+	b.mu.Lock()
+	b.subs = append(b.subs, deliver)
+	b.mu.Unlock()
+	return b.Broker.Subscribe(ctx, room, func(p *wsroom.Publication) {
+		if !b.down.Load() {
+			deliver(p)
+		}
+	})
+}
+
+func (b *deafBroker) back(room string) {
+	b.down.Store(false)
+	b.mu.Lock()
+	subs := slices.Clone(b.subs)
+	b.mu.Unlock()
+	for _, d := range subs {
+		d(&wsroom.Publication{Room: room, Type: wsroom.PubResync})
+	}
+}
+
+// TestResyncSetsMemberListsRight: arrivals and departures a server missed
+// while its broker connection was down reach its members after the resync,
+// as one presence event with the differences.
+func TestResyncSetsMemberListsRight(t *testing.T) {
+	t.Parallel()
+	store, shared := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
+	deaf := &deafBroker{Broker: shared}
+	one := newEnv(t, &wsroom.Options{Store: store, Broker: shared})
+	two := newEnv(t, &wsroom.Options{Store: store, Broker: deaf})
+	bob, _ := one.join("r", "bob")
+	ann, w := two.join("r", "ann")
+	assert.Equal(t, "members", []string{"ann", "bob"}, w.Members)
+	bob.until("join")
+	deaf.down.Store(true)
+	bob.c.Close(websocket.StatusNormalClosure, "")
+	one.join("r", "carol")
+	waitFor(t, "carol in, bob out", func() bool {
+		names, err := one.srv.Room("r").Members(testContext(t))
+		return err == nil && slices.Equal(names, []string{"ann", "carol"})
+	})
+	deaf.back("r")
+	ev := ann.expect("presence")
+	assert.Equal(t, "joined meanwhile", []string{"carol"}, ev.Joined)
+	assert.Equal(t, "left meanwhile", []string{"bob"}, ev.Left)
+	// And nothing more.
+	_, err := one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+	assert.Success(t, err)
+	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
 }

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,15 @@ type hub struct {
 	catch  sync.WaitGroup // catch-ups in flight
 
 	presence presence
+
+	// The room's member names as this server's members were told them,
+	// kept only when the broker can lose publications (a networked one),
+	// so that after an outage their lists are set right (reconcile).
+	// touched, while the store is read, records what publications said
+	// meanwhile of each name (true: present). Guarded by knownMu.
+	knownMu sync.Mutex
+	known   map[string]struct{} // nil: not kept
+	touched map[string]bool
 
 	// Flow control: how many members here are behind (outbox.go), and a
 	// channel closed, and replaced, each time one catches up.
@@ -115,8 +125,125 @@ func (h *hub) subscribe() error {
 		ctx, cancel := context.WithTimeout(h.srv.ctx, h.srv.backendTimeout())
 		defer cancel()
 		h.unsub, h.subErr = h.srv.opts.Broker.Subscribe(ctx, h.name, h.receive)
+		if h.subErr == nil && !h.srv.memBroker {
+			h.seedKnown(ctx)
+		}
 	})
 	return h.subErr
+}
+
+// seedKnown reads the room's member names, which its members will be told
+// of from here on.
+func (h *hub) seedKnown(ctx context.Context) {
+	h.knownMu.Lock()
+	h.touched = map[string]bool{}
+	h.knownMu.Unlock()
+	names, _, err := h.srv.opts.Store.Members(ctx, h.name, "", 0)
+	h.knownMu.Lock()
+	defer h.knownMu.Unlock()
+	touched := h.touched
+	h.touched = nil
+	if err != nil {
+		h.srv.log.Warn("wsroom: member list unavailable: it is not set right after a broker outage", "room", h.name, "err", err)
+		return
+	}
+	h.known = make(map[string]struct{}, len(names))
+	for _, n := range names {
+		h.known[n] = struct{}{}
+	}
+	for n, present := range touched {
+		h.setKnown(n, present)
+	}
+}
+
+// setKnown records that name is (present) or is not a member. Called with
+// knownMu held.
+func (h *hub) setKnown(name string, present bool) {
+	if h.touched != nil {
+		h.touched[name] = present
+	}
+	if h.known == nil {
+		return
+	}
+	if present {
+		h.known[name] = struct{}{}
+	} else {
+		delete(h.known, name)
+	}
+}
+
+// learn records what a publication says of the room's members.
+func (h *hub) learn(p *Publication) {
+	h.knownMu.Lock()
+	defer h.knownMu.Unlock()
+	if h.known == nil && h.touched == nil {
+		return
+	}
+	switch p.Type {
+	case PubJoin:
+		h.setKnown(p.Name, true)
+	case PubLeave:
+		h.setKnown(p.Name, false)
+	case PubPresence:
+		for _, n := range p.Joined {
+			h.setKnown(n, true)
+		}
+		for _, n := range p.Left {
+			h.setKnown(n, false)
+		}
+	}
+}
+
+// reconcile sets this server's members right after a broker outage, in
+// which arrivals and departures may have been lost: one presence event
+// with the differences between the names they were told of and the
+// store's. Names that publications changed while the store was read are
+// left out: what those said stands.
+func (h *hub) reconcile(ctx context.Context) {
+	h.knownMu.Lock()
+	if h.known == nil {
+		h.knownMu.Unlock()
+		return
+	}
+	h.touched = map[string]bool{}
+	h.knownMu.Unlock()
+	names, _, err := h.srv.opts.Store.Members(ctx, h.name, "", 0)
+	h.knownMu.Lock()
+	touched := h.touched
+	h.touched = nil
+	if err != nil {
+		h.knownMu.Unlock()
+		h.srv.log.Warn("wsroom: member list unavailable after a broker outage", "room", h.name, "err", err)
+		return
+	}
+	now := make(map[string]struct{}, len(names))
+	var joined, left []string
+	for _, n := range names {
+		now[n] = struct{}{}
+		if _, ok := h.known[n]; !ok {
+			if _, changed := touched[n]; !changed {
+				joined = append(joined, n)
+				h.known[n] = struct{}{}
+			}
+		}
+	}
+	for n := range h.known {
+		if _, ok := now[n]; !ok {
+			if _, changed := touched[n]; !changed {
+				left = append(left, n)
+			}
+		}
+	}
+	for _, n := range left {
+		delete(h.known, n)
+	}
+	h.knownMu.Unlock()
+	if len(joined)+len(left) == 0 {
+		return
+	}
+	slices.Sort(joined)
+	slices.Sort(left)
+	h.deliver(&Publication{Room: h.name, Type: PubPresence, Joined: joined, Left: left}, &route{})
 }
 
 // close ends the hub once its last member is gone: the pending presence is
@@ -189,12 +316,15 @@ func (h *hub) receive(p *Publication) {
 		if p.Origin == h.srv.id && h.srv.shuttingDown() {
 			return // our own departures, for the other servers: ours are closing
 		}
+		h.learn(p)
 	case PubRemove:
 		h.removeMember(p)
 		return
 	case PubResync:
 		h.catchUp()
 		return
+	case PubJoin, PubLeave:
+		h.learn(p)
 	case PubMessage:
 		if id := p.Message.ID; id != 0 && !h.firstSight(id) {
 			return
@@ -266,14 +396,15 @@ func (h *hub) catchUp() {
 	h.seenMu.Lock()
 	from, synced := h.maxID, h.synced
 	h.seenMu.Unlock()
-	if !synced {
-		return // no welcome read the history (WelcomeHistory < 0, or the store failed)
-	}
 	h.catch.Add(1)
 	go func() {
 		defer h.catch.Done()
 		ctx, cancel := context.WithTimeout(h.srv.ctx, h.srv.backendTimeout())
 		defer cancel()
+		h.reconcile(ctx) // arrivals first, then what they said
+		if !synced {
+			return // no welcome read the history (WelcomeHistory < 0, or the store failed)
+		}
 		msgs, _, err := h.srv.opts.Store.After(ctx, h.name, from, h.srv.opts.ResumeLimit)
 		if err != nil {
 			h.srv.log.Warn("wsroom: catch-up after a broker outage failed", "room", h.name, "err", err)

@@ -27,6 +27,7 @@ type Server struct {
 	stats     counters
 	id        string             // tells this server's publications from others'
 	inProcess bool               // the store and broker are MemoryStore and MemoryBroker
+	memBroker bool               // the broker is a MemoryBroker: it loses nothing
 	ctx       context.Context    // the server's life: ends with Shutdown
 	cancel    context.CancelFunc // ends ctx
 	lease     lease
@@ -79,6 +80,7 @@ func New(opts *Options) (*Server, error) {
 		log:       o.Logger,
 		id:        rand.Text(),
 		inProcess: memStore && memBroker,
+		memBroker: memBroker,
 		ctx:       ctx,
 		cancel:    cancel,
 		hubs:      make(map[string]*hub),
