@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -484,4 +486,25 @@ func TestResyncSetsMemberListsRight(t *testing.T) {
 	_, err := one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
 	assert.Success(t, err)
 	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
+}
+
+// TestShutdownMidMessageIsNotAnError: a message whose store call is cut
+// short by the server shutting down is the member's end, not a backend
+// failure: nothing is logged at Error (the interop flood found this).
+func TestShutdownMidMessageIsNotAnError(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	var logs logBuffer
+	e := newEnv(t, &wsroom.Options{
+		Store:  slowStore{wsroom.NewMemoryStore(nil), started},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	a, _ := e.join("r", "ann")
+	a.say("slow")
+	<-started
+	ctx, cancel := context.WithTimeout(testContext(t), 5*time.Second)
+	defer cancel()
+	assert.Success(t, e.srv.Shutdown(ctx))
+	assert.Equal(t, "closed with 1001", websocket.StatusGoingAway, a.closed())
+	assert.True(t, "no Error logged:\n"+logs.String(), !strings.Contains(logs.String(), "level=ERROR"))
 }

@@ -404,10 +404,21 @@ func (m *member) say(text string) {
 	}
 	msg := Message{From: m.name, Text: text, Time: time.Now()}
 	if _, err := s.publishMessage(m.ctx, m.room, msg, &route{}); err != nil {
-		s.log.Error("wsroom: message not sent", "room", m.room, "from", m.name, "err", err)
-		m.sendError(CodeUnavailable)
+		m.notSent("wsroom: message not sent", err)
 	}
 	m.hub.throttle(m.ctx, s.throttleLimit())
+}
+
+// notSent reports a message the backend did not take. When the member is
+// ending (it left, was removed, or the server is shutting down) the failure is
+// the member's end, not the backend's, and is logged at Debug only.
+func (m *member) notSent(msg string, err error) {
+	if m.ctx.Err() != nil {
+		m.srv.log.Debug(msg, "room", m.room, "from", m.name, "err", err)
+		return
+	}
+	m.srv.log.Error(msg, "room", m.room, "from", m.name, "err", err)
+	m.sendError(CodeUnavailable)
 }
 
 // relay sends a binary message from the member to the other members.
@@ -422,8 +433,7 @@ func (m *member) relay(data []byte) {
 	}
 	p := &Publication{Room: m.room, Type: PubBinary, Name: m.name, Data: bytes.Clone(data)}
 	if err := s.publish(m.ctx, p, &route{except: []string{m.name}}); err != nil {
-		s.log.Error("wsroom: binary message not sent", "room", m.room, "from", m.name, "err", err)
-		m.sendError(CodeUnavailable)
+		m.notSent("wsroom: binary message not sent", err)
 	}
 	m.hub.throttle(m.ctx, s.throttleLimit())
 }
