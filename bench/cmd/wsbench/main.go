@@ -77,9 +77,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	repeat := fs.Int("repeat", 1, "runs of each scenario × server (fresh process each); tables show the median run")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	scaleConns := fs.Int("scale-conns", 0, "connections of the scale scenario instead of 50,000 (10 a room), which is then named scale-<N/1000>k")
+	redisURL := fs.String("redis", loadgen.DefaultRedisURL(), "the Redis of cluster-redis (store and broker), on loopback; default $WSROOM_REDIS_URL or the local server")
+	postgresURL := fs.String("postgres", loadgen.DefaultPostgresURL(), "the PostgreSQL of cluster-nats and pg-room (store), on loopback; default $WSROOM_POSTGRES_URL or the local server")
+	natsURL := fs.String("nats", loadgen.DefaultNATSURL(), "the NATS of cluster-nats (broker), on loopback; default $WSROOM_NATS_URL or the local server")
 	fs.BoolVar(&c.merge, "merge", true, "keep the figures of the scenarios not run from the results.json already in -out")
 	fs.BoolVar(&c.render, "render", false, "run nothing: rewrite RESULTS.md and chart.svg in -out from its results.json")
-	fs.StringVar(&c.serverProfile, "serverprofile", "", "write each server's CPU profile, taken from its /debug/pprof/profile during the scenario, to DIR/SCENARIO-IMPL-RUN.pprof")
+	fs.StringVar(&c.serverProfile, "serverprofile", "", "write each server's CPU profile, taken from its /debug/pprof/profile during the scenario, to DIR/SCENARIO-IMPL-RUN.pprof (SCENARIO-IMPL-RUN-N.pprof for the N-th server of a scenario that starts its own: cluster-*, pg-room)")
 	fs.DurationVar(&c.profileDelay, "profile-delay", time.Second, "with -serverprofile: when the profile starts, after the scenario does")
 	fs.DurationVar(&c.profileFor, "profile-for", 4*time.Second, "with -serverprofile: how long the profile runs")
 	fs.DurationVar(&c.idleWait, "idle-wait", 0, "before each run, wait up to this long until the machine is -idle-min idle (other programs' load skews every figure)")
@@ -110,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.quick {
 		c.size = loadgen.Quick
 	}
-	all := loadgen.ScenariosWith(c.size, loadgen.Params{ScaleConns: *scaleConns})
+	all := loadgen.ScenariosWith(c.size, loadgen.Params{ScaleConns: *scaleConns, RedisURL: *redisURL, PostgresURL: *postgresURL, NATSURL: *natsURL})
 	if *scenarios == "" {
 		c.scenarios = all
 	} else {
@@ -134,12 +137,15 @@ func names(ss []loadgen.Scenario) []string {
 }
 
 // profiler returns what takes the server's CPU profile during one run, or
-// nil without -serverprofile.
-func (c *config) profiler(s loadgen.Scenario, impl string, run int, logf func(string, ...any)) func(context.Context, string) {
+// nil without -serverprofile. A scenario that starts its own servers gets
+// a profile of each, nth (from 1) in the order of their starts, named
+// SCENARIO-IMPL-RUN-NTH.pprof, its delay counted from that server's
+// start; nth is 0 for the server of the runner.
+func (c *config) profiler(s loadgen.Scenario, impl string, run int, logf func(string, ...any)) func(ctx context.Context, url string, nth int) {
 	if c.serverProfile == "" {
 		return nil
 	}
-	return func(ctx context.Context, url string) {
+	return func(ctx context.Context, url string, nth int) {
 		select {
 		case <-ctx.Done():
 			return
@@ -166,6 +172,9 @@ func (c *config) profiler(s loadgen.Scenario, impl string, run int, logf func(st
 			return
 		}
 		name := filepath.Join(c.serverProfile, fmt.Sprintf("%s-%s-%d.pprof", s.Name, impl, run))
+		if nth > 0 {
+			name = filepath.Join(c.serverProfile, fmt.Sprintf("%s-%s-%d-%d.pprof", s.Name, impl, run, nth))
+		}
 		f, err := os.Create(name)
 		if err != nil {
 			logf("profile: %v", err)
@@ -320,11 +329,14 @@ func (c *config) waitIdle(ctx context.Context, logf func(string, ...any)) float6
 
 // runOne runs scenario s against a fresh server of impl; profile, if not
 // nil, runs alongside against the server's URL.
-func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string, profile func(ctx context.Context, url string)) (r loadgen.Result) {
+func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string, profile func(ctx context.Context, url string, nth int)) (r loadgen.Result) {
 	start := time.Now()
 	defer func() {
 		r.Scenario, r.Impl, r.Seconds = s.Name, impl, time.Since(start).Seconds()
 	}()
+	if s.OwnServers {
+		return runOwn(ctx, bins, s, impl, profile)
+	}
 	srv, err := bins.start(ctx, impl)
 	if err != nil {
 		return loadgen.Result{Err: err.Error()}
@@ -352,7 +364,7 @@ func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string
 		profiling.Add(1)
 		go func() {
 			defer profiling.Done()
-			profile(pctx, srv.url)
+			profile(pctx, srv.url, 0)
 		}()
 	}
 	r = s.Run(ctx, t)
@@ -361,4 +373,65 @@ func runOne(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string
 		r.Problems = append(r.Problems, crash.Error())
 	}
 	return r
+}
+
+// runOwn runs scenario s, which starts its own servers of impl through
+// Target.Launch, and stops every one of them when it is over, whatever
+// the scenario did; a server that exited before it was stopped is a
+// problem.
+func runOwn(ctx context.Context, bins *binaries, s loadgen.Scenario, impl string, profile func(ctx context.Context, url string, nth int)) (r loadgen.Result) {
+	var (
+		mu        sync.Mutex
+		servers   []*server
+		profiling sync.WaitGroup
+	)
+	pctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		profiling.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, srv := range servers {
+			srv.stop()
+			if err := srv.crashed(); err != nil {
+				r.Problems = append(r.Problems, err.Error())
+			}
+		}
+	}()
+	t := loadgen.Target{
+		Impl:     impl,
+		Protocol: loadgen.ProtocolOf(impl),
+		Launch: func(ctx context.Context, flags ...string) (loadgen.Target, error) {
+			srv, err := bins.start(ctx, impl, flags...)
+			if err != nil {
+				return loadgen.Target{}, err
+			}
+			mu.Lock()
+			servers = append(servers, srv)
+			nth := len(servers)
+			mu.Unlock()
+			var own sync.WaitGroup // this server's profile
+			if profile != nil {
+				profiling.Add(1)
+				own.Add(1)
+				go func() {
+					defer profiling.Done()
+					defer own.Done()
+					profile(pctx, srv.url, nth)
+				}()
+			}
+			return loadgen.Target{
+				Impl:     impl,
+				URL:      srv.url,
+				Protocol: loadgen.ProtocolOf(impl),
+				CPU:      srv.cpu,
+				PID:      srv.cmd.Process.Pid,
+				Stop: func() {
+					own.Wait() // within profile-delay + profile-for
+					srv.stop()
+				},
+			}, nil
+		},
+	}
+	return s.Run(ctx, t)
 }

@@ -15,7 +15,8 @@ import (
 // merge adds to rep what the results.json already in dir holds of the
 // scenarios rep did not run, so that running a few scenarios does not
 // lose the figures of the others. Scenarios rep ran replace theirs
-// whole. A file of a quick run is not merged into a full run's, nor the
+// whole, but for those skipped in every run (a backend was missing),
+// which keep the file's figures if it has any. A file of a quick run is not merged into a full run's, nor the
 // other way round. It returns the scenarios to report, in suite order,
 // and what it kept, for the log.
 func (rep *report) merge(dir string, ran []loadgen.Scenario, size loadgen.Size) ([]loadgen.Scenario, string, error) {
@@ -36,12 +37,18 @@ func (rep *report) merge(dir string, ran []loadgen.Scenario, size loadgen.Size) 
 	out := slices.Clone(ran)
 	var kept []string
 	for _, set := range old.Settings {
-		if slices.ContainsFunc(out, func(s loadgen.Scenario) bool { return s.Name == set.Name }) {
+		skipped := rep.skipped(set.Name)
+		if slices.ContainsFunc(out, func(s loadgen.Scenario) bool { return s.Name == set.Name }) && !skipped {
 			continue
 		}
 		s, _, ok := loadgen.ScenarioNamed(size, set.Name)
 		if !ok {
 			continue // no longer in the suite
+		}
+		if skipped {
+			rep.Results = slices.DeleteFunc(rep.Results, func(r loadgen.Result) bool { return r.Scenario == set.Name })
+			rep.Settings = slices.DeleteFunc(rep.Settings, func(s scenarioSetting) bool { return s.Name == set.Name })
+			out = slices.DeleteFunc(out, func(s loadgen.Scenario) bool { return s.Name == set.Name })
 		}
 		s.About, s.Headline = set.About, set.Headline
 		if set.Command == "" {
@@ -63,6 +70,21 @@ func (rep *report) merge(dir string, ran []loadgen.Scenario, size loadgen.Size) 
 		return out, "", nil
 	}
 	return out, fmt.Sprintf("kept the figures of %v from %s", kept, filepath.Join(dir, "results.json")), nil
+}
+
+// skipped reports whether every run of scenario name in rep was skipped.
+func (rep *report) skipped(name string) bool {
+	n := 0
+	for _, r := range rep.Results {
+		if r.Scenario != name {
+			continue
+		}
+		if r.Skipped == "" {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // suiteOrder returns the rank of a scenario name in the suite.

@@ -135,6 +135,9 @@ func ratio(picked map[string]loadgen.Result, impl, key string) string {
 // rows returns a scenario's table: a header and one row per impl, plus the
 // notes (problems) to print under it.
 func rows(s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) (header []string, body [][]string, notes []string) {
+	if len(s.Variants) > 0 {
+		return variantRows(s, impls, picked)
+	}
 	header = []string{"impl"}
 	for _, c := range s.Columns {
 		header = append(header, c.Header)
@@ -163,6 +166,9 @@ func rows(s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) 
 		switch {
 		case !ok:
 			row = append(row, "not run")
+		case r.Skipped != "":
+			row = append(row, "skipped")
+			notes = append(notes, fmt.Sprintf("%s: skipped: %s", impl, r.Skipped))
 		case r.Err != "":
 			row = append(row, "FAILED")
 			notes = append(notes, fmt.Sprintf("%s: failed: %s", impl, r.Err))
@@ -175,6 +181,69 @@ func rows(s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) 
 			row = append(row, "ok")
 		}
 		body = append(body, row)
+	}
+	return header, body, notes
+}
+
+// variantRows returns the table of a scenario with variants: a row per
+// impl and variant, the variant's metrics in the columns, and each
+// variant's problems (those that name no variant on every row) counted in
+// its status.
+func variantRows(s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) (header []string, body [][]string, notes []string) {
+	header = []string{"impl"}
+	for _, c := range s.Columns {
+		header = append(header, c.Header)
+	}
+	header = append(header, "status")
+	ofVariant := func(p string) (loadgen.Variant, bool) {
+		for _, v := range s.Variants {
+			if strings.HasPrefix(p, v.Label+": ") {
+				return v, true
+			}
+		}
+		return loadgen.Variant{}, false
+	}
+	for _, impl := range impls {
+		r, ok := picked[impl]
+		for _, v := range s.Variants {
+			row := []string{impl + ": " + v.Label}
+			for _, c := range s.Columns {
+				cell := "—"
+				if x, ok := value(r, v.Key+"_"+c.Key); ok {
+					cell = format(c.Format, x)
+				}
+				row = append(row, cell)
+			}
+			n := 0
+			for _, p := range r.Problems {
+				if pv, ok := ofVariant(p); !ok || pv == v {
+					n++
+				}
+			}
+			switch {
+			case !ok:
+				row = append(row, "not run")
+			case r.Skipped != "":
+				row = append(row, "skipped")
+			case r.Err != "":
+				row = append(row, "FAILED")
+			case n > 0:
+				row = append(row, fmt.Sprintf("%d problem(s)", n))
+			default:
+				row = append(row, "ok")
+			}
+			body = append(body, row)
+		}
+		switch {
+		case !ok:
+		case r.Skipped != "":
+			notes = append(notes, fmt.Sprintf("%s: skipped: %s", impl, r.Skipped))
+		case r.Err != "":
+			notes = append(notes, fmt.Sprintf("%s: failed: %s", impl, r.Err))
+		}
+		for _, p := range r.Problems {
+			notes = append(notes, fmt.Sprintf("%s: %s", impl, p))
+		}
 	}
 	return header, body, notes
 }
@@ -266,9 +335,26 @@ func (rep *report) markdown(w io.Writer, ss []loadgen.Scenario, implsFor func(lo
 // of its compared metrics over the runs: min – max, and the largest
 // distance of a run from the median shown, in percent of it.
 func (rep *report) spread(w io.Writer, s loadgen.Scenario, impls []string, picked map[string]loadgen.Result) {
+	// The rows: an impl's, or with variants an impl's per variant, whose
+	// metrics have the variant's prefix.
+	type line struct{ label, prefix string }
+	lineOf := func(impl string) []line {
+		if len(s.Variants) == 0 {
+			return []line{{impl, ""}}
+		}
+		var out []line
+		for _, v := range s.Variants {
+			out = append(out, line{impl + ": " + v.Label, v.Key + "_"})
+		}
+		return out
+	}
 	var cols []loadgen.Column
 	for _, c := range s.Columns {
-		if c.Ratio || c.Key == s.Headline {
+		headline := c.Key == s.Headline
+		for _, v := range s.Variants {
+			headline = headline || v.Key+"_"+c.Key == s.Headline
+		}
+		if c.Ratio || headline {
 			cols = append(cols, c)
 		}
 	}
@@ -283,29 +369,32 @@ func (rep *report) spread(w io.Writer, s loadgen.Scenario, impls []string, picke
 		if len(runs) < 2 {
 			continue
 		}
-		var cells []string
-		for _, c := range cols {
-			med, ok := value(picked[impl], c.Key)
-			if !ok {
-				cells = append(cells, "—")
-				continue
-			}
-			lo, hi, n := math.Inf(1), math.Inf(-1), 0
-			for _, r := range runs {
-				if v, ok := value(r, c.Key); ok {
-					lo, hi, n = math.Min(lo, v), math.Max(hi, v), n+1
+		for _, l := range lineOf(impl) {
+			var cells []string
+			for _, c := range cols {
+				key := l.prefix + c.Key
+				med, ok := value(picked[impl], key)
+				if !ok {
+					cells = append(cells, "—")
+					continue
 				}
+				lo, hi, n := math.Inf(1), math.Inf(-1), 0
+				for _, r := range runs {
+					if v, ok := value(r, key); ok {
+						lo, hi, n = math.Min(lo, v), math.Max(hi, v), n+1
+					}
+				}
+				cell := fmt.Sprintf("%s – %s", format(c.Format, lo), format(c.Format, hi))
+				if med != 0 {
+					cell += fmt.Sprintf(" (±%.0f%%)", 100*math.Max(hi-med, med-lo)/math.Abs(med))
+				}
+				if n < len(runs) {
+					cell += fmt.Sprintf(", %d of %d runs", n, len(runs))
+				}
+				cells = append(cells, cell)
 			}
-			cell := fmt.Sprintf("%s – %s", format(c.Format, lo), format(c.Format, hi))
-			if med != 0 {
-				cell += fmt.Sprintf(" (±%.0f%%)", 100*math.Max(hi-med, med-lo)/math.Abs(med))
-			}
-			if n < len(runs) {
-				cell += fmt.Sprintf(", %d of %d runs", n, len(runs))
-			}
-			cells = append(cells, cell)
+			lines = append(lines, fmt.Sprintf("| %s | %d | %s |", l.label, len(runs), strings.Join(cells, " | ")))
 		}
-		lines = append(lines, fmt.Sprintf("| %s | %d | %s |", impl, len(runs), strings.Join(cells, " | ")))
 	}
 	if len(lines) == 0 {
 		return
@@ -347,14 +436,31 @@ func (rep *report) write(dir string, ss []loadgen.Scenario, implsFor func(loadge
 
 // summary is a one-line account of a run, for the progress log.
 func summary(s loadgen.Scenario, r loadgen.Result) string {
-	if r.Err != "" {
+	switch {
+	case r.Skipped != "":
+		return "skipped: " + r.Skipped
+	case r.Err != "":
 		return "FAILED: " + r.Err
 	}
-	var parts []string
-	for _, c := range s.Columns {
-		if v, ok := value(r, c.Key); ok {
-			parts = append(parts, c.Header+" "+format(c.Format, v))
+	prefixes := []string{""}
+	for i, v := range s.Variants {
+		if i == 0 {
+			prefixes = nil
 		}
+		prefixes = append(prefixes, v.Key+"_")
+	}
+	var parts []string
+	for _, p := range prefixes {
+		var vparts []string
+		for _, c := range s.Columns {
+			if v, ok := value(r, p+c.Key); ok {
+				vparts = append(vparts, c.Header+" "+format(c.Format, v))
+			}
+		}
+		if p != "" && len(vparts) > 0 {
+			vparts[0] = "[" + strings.TrimSuffix(p, "_") + "] " + vparts[0]
+		}
+		parts = append(parts, vparts...)
 	}
 	line := strings.Join(parts, ", ")
 	if len(r.Problems) > 0 {

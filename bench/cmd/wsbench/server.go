@@ -122,9 +122,10 @@ type server struct {
 	stopped  bool // Stop was called before the process exited
 }
 
-// start runs a fresh server for impl on a free loopback port and waits
-// until its /debug/mem answers.
-func (b *binaries) start(ctx context.Context, impl string) (*server, error) {
+// start runs a fresh server for impl, with flags added to wsroom's
+// command line, on a free loopback port and waits until its /debug/mem
+// answers.
+func (b *binaries) start(ctx context.Context, impl string, flags ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -135,8 +136,11 @@ func (b *binaries) start(ctx context.Context, impl string) (*server, error) {
 		if b.wsroom == "" {
 			return nil, fmt.Errorf("start wsroom: %w", b.errs["wsroom"])
 		}
-		cmd = exec.Command(b.wsroom, "-addr", addr, "-unlimited", "-debug", "-log-level", "ERROR")
+		cmd = exec.Command(b.wsroom, append([]string{"-addr", addr, "-unlimited", "-debug", "-log-level", "ERROR"}, flags...)...)
 	default:
+		if len(flags) > 0 {
+			return nil, fmt.Errorf("start %s: flags %q are wsroom's", impl, flags)
+		}
 		if b.peer == "" {
 			return nil, fmt.Errorf("start %s: %w", impl, b.errs["peer"])
 		}

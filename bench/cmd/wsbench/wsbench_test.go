@@ -68,6 +68,9 @@ func TestScenariosWsroom(t *testing.T) {
 	defer cancel()
 	var results []loadgen.Result
 	for _, s := range loadgen.Scenarios(loadgen.Tiny) {
+		if s.OwnServers {
+			continue // TestOwnServers: they start examples/chat themselves
+		}
 		r := s.Run(ctx, wsroomServer(t))
 		r.Scenario, r.Impl, r.Run = s.Name, "wsroom", 1
 		results = append(results, r)
@@ -146,11 +149,17 @@ func (p *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go p.write(r.Context(), m)
 	p.mu.Lock()
 	p.members[m] = true
-	p.broadcastLocked(m, fmt.Appendf(nil, `{"type":"join","name":%q}`, m.name), -1)
+	join := fmt.Appendf(nil, `{"type":"join","name":%q}`, m.name)
 	if m.name == p.kickOnJoin {
+		// Dropped during its join: its own join event only, so that no
+		// other member knows of it and the room cannot look complete
+		// before the client has seen the close.
+		m.out <- join
 		delete(p.members, m)
 		m.kicked = true
 		close(m.out)
+	} else {
+		p.broadcastLocked(m, join, -1)
 	}
 	p.mu.Unlock()
 	for {
@@ -251,12 +260,12 @@ func TestAccountingPeer(t *testing.T) {
 	t.Parallel()
 	cfg := loadgen.RoomConfig{Members: 6, Messages: 10, Settle: 5 * time.Second, Timeout: 10 * time.Second, Stall: time.Second}
 	tests := []struct {
-		name                  string
-		peer                  *fakePeer
-		loss, dups, dropped   float64
-		sender                float64
-		problems              bool
-		wantProblemSubstrings []string
+		name                           string
+		peer                           *fakePeer
+		loss, dups, reordered, dropped float64
+		sender                         float64
+		problems                       bool
+		wantProblemSubstrings          []string
 	}{
 		{name: "clean", peer: &fakePeer{}},
 		{name: "batched", peer: &fakePeer{batch: true}},
@@ -264,6 +273,11 @@ func TestAccountingPeer(t *testing.T) {
 			name: "faults", peer: &fakePeer{batch: true, skip: delivery{to: "u3", seq: 4}, repeat: delivery{to: "u0", seq: 2}},
 			loss: 1, dups: 1, problems: true,
 			wantProblemSubstrings: []string{"loss: 1 of 60", "1 duplicate"},
+		},
+		{
+			name: "held back", peer: &fakePeer{hold: delivery{to: "u2", seq: 3}},
+			reordered: 1, problems: true,
+			wantProblemSubstrings: []string{"1 deliveries out of their sender's order"},
 		},
 		{
 			name: "kicked", peer: &fakePeer{kick: delivery{to: "u5", seq: 6}},
@@ -287,9 +301,9 @@ func TestAccountingPeer(t *testing.T) {
 				t.Fatal(r.Err)
 			}
 			m := r.Metrics
-			if m["loss"] != tt.loss || m["duplicates"] != tt.dups || m["dropped"] != tt.dropped {
-				t.Errorf("loss %v dups %v dropped %v, want %v %v %v (problems %q)",
-					m["loss"], m["duplicates"], m["dropped"], tt.loss, tt.dups, tt.dropped, r.Problems)
+			if m["loss"] != tt.loss || m["duplicates"] != tt.dups || m["reordered"] != tt.reordered || m["dropped"] != tt.dropped {
+				t.Errorf("loss %v dups %v reordered %v dropped %v, want %v %v %v %v (problems %q)",
+					m["loss"], m["duplicates"], m["reordered"], m["dropped"], tt.loss, tt.dups, tt.reordered, tt.dropped, r.Problems)
 			}
 			if m["sender"] != tt.sender {
 				t.Errorf("sender u%v, want u%v", m["sender"], tt.sender)
@@ -459,6 +473,83 @@ func TestRoomsAccountingPeer(t *testing.T) {
 			}
 			if m["window_deliveries"] <= 0 || m["window_deliveries"] > m["delivered"] || m["cpu_us_per_delivery"] <= 0 || m["p99_ms"] <= 0 {
 				t.Errorf("metrics %v", m)
+			}
+			all := strings.Join(r.Problems, "\n")
+			if len(tt.want) == 0 && len(r.Problems) > 0 {
+				t.Errorf("problems %q", r.Problems)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(all, s) {
+					t.Errorf("problems %q lack %q", r.Problems, s)
+				}
+			}
+		})
+	}
+}
+
+// TestAckedAccountingPeer runs the closed-loop room against the test
+// peer: u0 and u1 send, each as soon as it has its last message back.
+func TestAckedAccountingPeer(t *testing.T) {
+	t.Parallel()
+	cfg := loadgen.AckedConfig{
+		Members: 4, Senders: 2, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond,
+		Settle: 5 * time.Second, AckTimeout: 5 * time.Second, Drain: 5 * time.Second, Stall: time.Second,
+	}
+	tests := []struct {
+		name                  string
+		peer                  *fakePeer
+		loss, dups, reordered float64
+		dropped               float64
+		want                  []string
+	}{
+		{name: "clean", peer: &fakePeer{}},
+		{name: "batched", peer: &fakePeer{batch: true}},
+		{
+			name: "faults",
+			peer: &fakePeer{
+				batch:  true,
+				skip:   delivery{to: "u2", from: "u0", seq: 2},
+				repeat: delivery{to: "u3", from: "u1", seq: 3},
+				hold:   delivery{to: "u3", from: "u0", seq: 1},
+			},
+			loss: 1, dups: 1, reordered: 1,
+			want: []string{"loss: 1 of", "1 duplicate", "1 deliveries out of their sender's order"},
+		},
+		{
+			name:    "kicked",
+			peer:    &fakePeer{kick: delivery{to: "u3", from: "u1", seq: 3}},
+			dropped: 1,
+			want:    []string{"1 members dropped", "1008 kicked"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			target := fakeServer(t, tt.peer)
+			target.CPU = selfCPU
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			r := loadgen.RunAcked(ctx, target, cfg)
+			if r.Err != "" {
+				t.Fatal(r.Err)
+			}
+			m := r.Metrics
+			if m["senders"] != 2 || m["sent"] < 10 || m["acked"] <= 0 || m["messages_per_s"] <= 0 || m["ack_p99_ms"] <= 0 {
+				t.Errorf("metrics %v", m)
+			}
+			// Every message of a sender goes to the three others.
+			if m["expected"] != 3*m["sent"] {
+				t.Errorf("expected %v, want 3 × %v", m["expected"], m["sent"])
+			}
+			if m["duplicates"] != tt.dups || m["reordered"] != tt.reordered || m["dropped"] != tt.dropped {
+				t.Errorf("dups %v reordered %v dropped %v, want %v %v %v (problems %q)",
+					m["duplicates"], m["reordered"], m["dropped"], tt.dups, tt.reordered, tt.dropped, r.Problems)
+			}
+			switch {
+			case tt.dropped > 0 && m["loss"] == 0:
+				t.Errorf("a member dropped, nothing lost (problems %q)", r.Problems)
+			case tt.dropped == 0 && m["loss"] != tt.loss:
+				t.Errorf("loss %v, want %v (problems %q)", m["loss"], tt.loss, r.Problems)
 			}
 			all := strings.Join(r.Problems, "\n")
 			if len(tt.want) == 0 && len(r.Problems) > 0 {

@@ -13,6 +13,8 @@ type RoomConfig struct {
 	Members  int
 	Messages int
 	Rate     float64 // messages per second; 0: as fast as the sender can write
+	// RoomPrefix names the room: RoomPrefix + "0". Default "r".
+	RoomPrefix string
 	// InFlight bounds concurrent dials. Default 200.
 	InFlight int
 	// Settle bounds the wait for the join traffic to end; Quiet ends it
@@ -53,11 +55,15 @@ func (cfg RoomConfig) withDefaults() RoomConfig {
 // arrived for Stall after the last send.
 //
 // Loss is expected − unique deliveries, counting members that dropped or
-// never joined. Server CPU is measured from the first send to the end.
+// never joined; a message that arrives after a later one is reordered.
+// Server CPU is measured from the first send to the end.
 func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 	cfg = cfg.withDefaults()
 	c := newCrowd(t, 1, cfg.Members)
 	defer c.close()
+	if cfg.RoomPrefix != "" {
+		c.prefix = cfg.RoomPrefix
+	}
 	c.messages = cfg.Messages
 	c.expected = int64(cfg.Members) * int64(cfg.Messages)
 
@@ -80,7 +86,9 @@ func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 	c.recording.Store(true)
 	c.checkFinished() // every member may be lost already
 	cpu0, cpuOK := t.cpu()
+	back0, backOK := t.backendCPU()
 	self0 := selfCPU()
+	mach0 := sampleMachine()
 	first := time.Now()
 	sendErr := send(ctx, sender.conn, cfg.Messages, cfg.Rate)
 	lastSend := time.Now()
@@ -91,7 +99,10 @@ func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 	timedOut := c.waitDelivered(ctx, cfg.Timeout-time.Since(first), cfg.Stall)
 	end := time.Now()
 	cpu1, cpu1OK := t.cpu()
-	r.set("client_cpu_s", (selfCPU() - self0).Seconds())
+	back1, back1OK := t.backendCPU()
+	self := selfCPU() - self0
+	mach1 := sampleMachine()
+	r.set("client_cpu_s", self.Seconds())
 	c.recording.Store(false)
 	c.close()
 
@@ -109,6 +120,7 @@ func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 	r.set("delivered", float64(delivered))
 	r.set("loss", float64(c.expected-delivered))
 	r.set("duplicates", float64(c.dups.Load()))
+	r.set("reordered", float64(c.reordered.Load()))
 	r.set("send_s", lastSend.Sub(first).Seconds())
 	if last > 0 {
 		span := time.Unix(0, last).Sub(first)
@@ -128,6 +140,15 @@ func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 		r.set("cpu_s", cpu.Seconds())
 		r.set("cpu_us_per_delivery", float64(cpu.Nanoseconds())/1e3/float64(delivered))
 	}
+	var back time.Duration
+	if backOK && back1OK && delivered > 0 {
+		back = back1 - back0
+		r.set("backend_cpu_s", back.Seconds())
+		r.set("backend_us_per_delivery", float64(back.Nanoseconds())/1e3/float64(delivered))
+	}
+	if cpuOK && cpu1OK {
+		r.otherCores(mach0, mach1, end.Sub(first), cpu1-cpu0+back, self)
+	}
 	if timedOut != "" {
 		r.problem("%s after %.1fs", timedOut, end.Sub(first).Seconds())
 	}
@@ -136,6 +157,9 @@ func RunRoom(ctx context.Context, t Target, cfg RoomConfig) (r Result) {
 	}
 	if d := c.dups.Load(); d > 0 {
 		r.problem("%d duplicate deliveries", d)
+	}
+	if d := c.reordered.Load(); d > 0 {
+		r.problem("%d deliveries out of their sender's order", d)
 	}
 	c.report(&r)
 	return r

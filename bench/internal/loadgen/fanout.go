@@ -28,6 +28,8 @@ type RoomsConfig struct {
 	// from Sources[i % len]: each has its own ephemeral ports. Empty: the
 	// system's choice (127.0.0.1).
 	Sources []string
+	// RoomPrefix names the rooms: RoomPrefix + "0", "1", … Default "r".
+	RoomPrefix string
 	// Mem: read the server's memory (/debug/mem and /proc) before the
 	// first dial and after the drain, and check first that the machine
 	// can hold the connections.
@@ -154,6 +156,9 @@ func RunRooms(ctx context.Context, t Target, cfg RoomsConfig) (r Result) {
 
 	c := newCrowd(t, cfg.Rooms, cfg.PerRoom)
 	defer c.close()
+	if cfg.RoomPrefix != "" {
+		c.prefix = cfg.RoomPrefix
+	}
 	if err := c.setSources(cfg.Sources); err != nil {
 		r.Err = err.Error()
 		return r
@@ -198,16 +203,21 @@ func RunRooms(ctx context.Context, t Target, cfg RoomsConfig) (r Result) {
 	var cpuOK bool
 	var self0, self1 time.Duration
 	var mach0, mach1 machineSample
+	var back0, back1 time.Duration
+	var backOK bool
 	if sleepUntil(ctx, time.Unix(0, plan.t0)) {
-		var ok0, ok1 bool
+		var ok0, ok1, bok0, bok1 bool
 		cpu0, ok0 = t.cpu()
+		back0, bok0 = t.backendCPU()
 		self0 = selfCPU()
 		mach0 = sampleMachine()
 		if sleepUntil(ctx, time.Unix(0, plan.t1)) {
 			cpu1, ok1 = t.cpu()
+			back1, bok1 = t.backendCPU()
 			self1 = selfCPU()
 			mach1 = sampleMachine()
 			cpuOK = ok0 && ok1
+			backOK = bok0 && bok1
 		}
 	}
 	senders.Wait()
@@ -278,6 +288,13 @@ func RunRooms(ctx context.Context, t Target, cfg RoomsConfig) (r Result) {
 		r.set("client_cpu_s", (self1 - self0).Seconds())
 		r.set("client_cores", (self1-self0).Seconds()/window.Seconds())
 		r.otherCores(mach0, mach1, window, cpu, self1-self0)
+		if backOK {
+			back := back1 - back0
+			r.set("backend_cores", back.Seconds()/window.Seconds())
+			if win > 0 {
+				r.set("backend_us_per_delivery", float64(back.Nanoseconds())/1e3/float64(win))
+			}
+		}
 	} else if t.CPU != nil && ctx.Err() == nil {
 		r.problem("server CPU not measured")
 	}
@@ -435,6 +452,13 @@ func (m *member) fanDeliver(from, text []byte, now int64) {
 	}
 	if j == m.idx {
 		c.fanCounts.own.Add(1)
+		if m.ackCh != nil && int64(seq) >= m.acked.Load() {
+			m.acked.Store(int64(seq) + 1)
+			select {
+			case m.ackCh <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	l := m.localOf(j)

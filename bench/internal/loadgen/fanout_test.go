@@ -102,7 +102,7 @@ func TestSourceAddrs(t *testing.T) {
 
 func TestScenarioNames(t *testing.T) {
 	t.Parallel()
-	want := []string{"echo-64", "echo-4k", "burst-1k", "burst-5k", "paced-1k", "join-2k", "idle-10k", "rooms-1000x5", "rooms-200x25", "fallback-1k", "scale-50k", "join-10k"}
+	want := []string{"echo-64", "echo-4k", "burst-1k", "burst-5k", "paced-1k", "join-2k", "idle-10k", "rooms-1000x5", "rooms-200x25", "fallback-1k", "cluster-redis", "cluster-nats", "pg-room", "scale-50k", "join-10k"}
 	for _, size := range []Size{Full, Quick, Tiny} {
 		var got []string
 		for _, s := range Scenarios(size) {
@@ -116,8 +116,8 @@ func TestScenarioNames(t *testing.T) {
 		}
 	}
 	s := ScenariosWith(Full, Params{ScaleConns: 19_005})
-	if s[10].Name != "scale-19k" || !strings.HasPrefix(s[10].About, "19000 connections in 1900 rooms") {
-		t.Errorf("scale with 19005: %s: %s", s[10].Name, s[10].About)
+	if s[13].Name != "scale-19k" || !strings.HasPrefix(s[13].About, "19000 connections in 1900 rooms") {
+		t.Errorf("scale with 19005: %s: %s", s[13].Name, s[13].About)
 	}
 }
 

@@ -177,6 +177,26 @@ func TestTrackerWsroom(t *testing.T) {
 	if run(0, 2) {
 		t.Error("member 0 missed the arrival of 2: complete")
 	}
+	// A slow welcome: 1 joins after 0, whose welcome, read after that,
+	// lists 1 too; 1 was announced to 0; 0 is not on the first page of
+	// 1's welcome, and its arrival was announced before 1 could hear it.
+	if !trackerRun(2, func(tr *tracker) {
+		tr.welcomed(0, 1)
+		tr.announced(0, 1)
+		tr.markIn(0)
+		tr.markIn(1)
+	}) {
+		t.Error("a slow welcome: not complete")
+	}
+	// Without the announcement, 0's welcome says that 1 joined first: 1
+	// must have been told of 0.
+	if trackerRun(2, func(tr *tracker) {
+		tr.welcomed(0, 1)
+		tr.markIn(0)
+		tr.markIn(1)
+	}) {
+		t.Error("1 missed the arrival of 0: complete")
+	}
 	// Simultaneous joins: both welcomes list each other, no announcement.
 	if !trackerRun(2, func(tr *tracker) {
 		tr.welcomed(0, 1)
@@ -185,5 +205,44 @@ func TestTrackerWsroom(t *testing.T) {
 		tr.markIn(1)
 	}) {
 		t.Error("mutual welcomes: not complete")
+	}
+}
+
+func TestTogether(t *testing.T) {
+	t.Parallel()
+	var stopped atomic.Int64
+	server := func(url string, cpu time.Duration) Target {
+		return Target{URL: url, CPU: func() (time.Duration, error) { return cpu, nil }, Stop: func() { stopped.Add(1) }}
+	}
+	all := together([]Target{server("http://127.0.0.1:1", time.Second), server("http://127.0.0.1:2", 2*time.Second)})
+	for i, want := range []string{"ws://127.0.0.1:1/chat/x", "ws://127.0.0.1:2/chat/x", "ws://127.0.0.1:1/chat/x"} {
+		if got := all.memberURL(i, "/chat/x"); got != want {
+			t.Errorf("member %d dials %s, want %s", i, got, want)
+		}
+	}
+	if cpu, ok := all.cpu(); !ok || cpu != 3*time.Second {
+		t.Errorf("cpu %v %v, want 3s", cpu, ok)
+	}
+	all.stop()
+	if n := stopped.Load(); n != 2 {
+		t.Errorf("%d servers stopped, want 2", n)
+	}
+	one := server("http://127.0.0.1:3", 0)
+	if got := one.memberURL(5, "/e"); got != "ws://127.0.0.1:3/e" {
+		t.Errorf("one server: member 5 dials %s", got)
+	}
+	if _, ok := together([]Target{one, {URL: "http://127.0.0.1:4"}}).cpu(); ok {
+		t.Error("cpu measured with a server whose CPU is not")
+	}
+}
+
+func TestScenarioColumnOfVariant(t *testing.T) {
+	t.Parallel()
+	s := Scenario{Columns: []Column{{Key: "p99_ms", Better: -1}}, Variants: []Variant{{Key: "two"}}}
+	if c, ok := s.Column("two_p99_ms"); !ok || c.Key != "p99_ms" {
+		t.Errorf("two_p99_ms: %+v %v", c, ok)
+	}
+	if _, ok := s.Column("three_p99_ms"); ok {
+		t.Error("three_p99_ms found")
 	}
 }

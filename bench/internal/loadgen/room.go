@@ -21,12 +21,14 @@ import (
 var dialer = &wsclient.Dialer{ReadBufferSize: 4096}
 
 // crowd is a set of members spread over rooms: member i is named "u<i>"
-// and is in room "r<i/perRoom>". Each open member has a reader goroutine,
-// which owns the member's counters until the crowd is closed.
+// and is in room "<prefix><i/perRoom>" (prefix "r" unless set before the
+// dials). Each open member has a reader goroutine, which owns the member's
+// counters until the crowd is closed.
 type crowd struct {
 	target   Target
 	members  []member
 	perRoom  int
+	prefix   string     // of the room names
 	trackers []*tracker // per room; nil for Bare and with inOnly
 	dialers  []*wsclient.Dialer
 
@@ -55,6 +57,7 @@ type crowd struct {
 	expected  int64        // deliveries expected in all
 	delivered atomic.Int64 // unique deliveries
 	dups      atomic.Int64
+	reordered atomic.Int64  // deliveries after a later message
 	allIn     chan struct{} // closed when every member is finished
 	allOnce   sync.Once
 	// A member is finished once it has every message (doneMembers) or
@@ -101,7 +104,14 @@ type member struct {
 	sent       int
 	sendFailed bool
 
+	// A closed-loop sender's (RunAcked): its own messages the server sent
+	// back, the highest number + 1, written by its reader, which signals
+	// each on ackCh. ackCh is set before the crowd records.
+	acked atomic.Int64
+	ackCh chan struct{}
+
 	seen     []uint64 // bitset of received message sequence numbers
+	next     int      // the highest sequence number received + 1
 	got      int      // unique messages received
 	lat      []int64  // delivery latencies, ns
 	lastRecv int64    // Unix ns of the last delivery
@@ -113,6 +123,7 @@ func newCrowd(t Target, rooms, perRoom int) *crowd {
 		target:   t,
 		members:  make([]member, n),
 		perRoom:  perRoom,
+		prefix:   "r",
 		complete: make(chan struct{}),
 		allIn:    make(chan struct{}),
 		everyIn:  make(chan struct{}),
@@ -235,12 +246,12 @@ func (m *member) open(ctx context.Context) {
 	c := m.c
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	path := fmt.Sprintf("/chat/r%d?name=%s", m.idx/c.perRoom, m.name())
+	path := fmt.Sprintf("/chat/%s%d?name=%s", c.prefix, m.idx/c.perRoom, m.name())
 	proto := ""
 	if c.target.Protocol == Wsroom {
 		proto = Subprotocol
 	}
-	conn, err := c.dialers[m.idx%len(c.dialers)].Dial(ctx, c.target.wsURL(path), proto)
+	conn, err := c.dialers[m.idx%len(c.dialers)].Dial(ctx, c.target.memberURL(m.idx, path), proto)
 	if err != nil {
 		c.dialErrs.Add(1)
 		c.lose()
@@ -277,6 +288,12 @@ func (m *member) read() {
 		op, p, err := m.conn.ReadMessage()
 		if err != nil {
 			m.ended.Store(true)
+			if c.recording.Load() && m.ackCh != nil {
+				select { // wake its closed-loop sender
+				case m.ackCh <- struct{}{}:
+				default:
+				}
+			}
 			if c.live.Load() {
 				c.dropped.Add(1)
 				c.reason(endReason(err))
@@ -456,6 +473,11 @@ func (m *member) deliver(text []byte, now int64) {
 		return
 	}
 	m.seen[seq/64] |= bit
+	if seq < m.next {
+		c.reordered.Add(1)
+	} else {
+		m.next = seq + 1
+	}
 	m.lat = append(m.lat, now-sent)
 	m.lastRecv = now
 	m.got++

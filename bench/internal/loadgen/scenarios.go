@@ -27,6 +27,22 @@ type Params struct {
 	// a room, rounded down), which is then named after them: scale-19k
 	// for 19,000. 0: the size's own.
 	ScaleConns int
+	// RedisURL, PostgresURL and NATSURL are the backend servers of the
+	// cluster and pg-room scenarios. "": DefaultRedisURL(), …
+	RedisURL, PostgresURL, NATSURL string
+}
+
+func (p Params) withDefaults() Params {
+	if p.RedisURL == "" {
+		p.RedisURL = DefaultRedisURL()
+	}
+	if p.PostgresURL == "" {
+		p.PostgresURL = DefaultPostgresURL()
+	}
+	if p.NATSURL == "" {
+		p.NATSURL = DefaultNATSURL()
+	}
+	return p
 }
 
 // Scenarios returns the suite at the given size, in run order.
@@ -34,6 +50,7 @@ func Scenarios(size Size) []Scenario { return ScenariosWith(size, Params{}) }
 
 // ScenariosWith returns the suite at the given size with p, in run order.
 func ScenariosWith(size Size, p Params) []Scenario {
+	p = p.withDefaults()
 	pick := func(full, quick, tiny int) int {
 		switch size {
 		case Quick:
@@ -208,6 +225,44 @@ func ScenariosWith(size Size, p Params) []Scenario {
 		Run:      func(ctx context.Context, t Target) Result { return RunJoinStorm(ctx, t, stormCfg) },
 	}
 
+	cluster := func(name, label string, store, broker backend) Scenario {
+		// A join storm through a networked store can go quiet for a
+		// second before the first welcome (1,000 joins queue for a few
+		// connections): the settle waits longer for a frame, and ends as
+		// soon as the join traffic is complete.
+		cfg := ClusterConfig{
+			Backend: label, Store: store, Broker: broker,
+			Paced: RoomConfig{Members: pacedCfg.Members, Rate: pacedCfg.Rate, Messages: pacedCfg.Messages, Quiet: 5 * time.Second},
+			Burst: RoomConfig{Members: pick(1000, 100, 5), Messages: pick(200, 20, 10), Quiet: 5 * time.Second},
+		}
+		cfg.Rooms = RoomsConfig{
+			Rooms: pick(200, 20, 2), PerRoom: pick(5, 5, 3), Rate: 2, Quiet: 5 * time.Second,
+			Warmup:   dur(2*time.Second, 500*time.Millisecond, 100*time.Millisecond),
+			Duration: dur(10*time.Second, 2*time.Second, 300*time.Millisecond),
+		}
+		if size == Tiny {
+			for _, rc := range []*RoomConfig{&cfg.Paced, &cfg.Burst} {
+				rc.Settle, rc.Timeout, rc.Stall = 10*time.Second, 10*time.Second, 2*time.Second
+			}
+			rc := &cfg.Rooms
+			rc.Rate, rc.MaxLag = 20, 5*time.Second
+			rc.Settle, rc.Drain, rc.Stall = 10*time.Second, 10*time.Second, 2*time.Second
+		}
+		return ClusterScenario(name, cfg)
+	}
+	pgRoom := PGRoomConfig{
+		Store: postgresBackend(p.PostgresURL),
+		Room: AckedConfig{
+			Members: pick(20, 10, 4), Senders: pick(8, 4, 2),
+			Warmup:   dur(2*time.Second, 500*time.Millisecond, 100*time.Millisecond),
+			Duration: dur(10*time.Second, 2*time.Second, 300*time.Millisecond),
+		},
+	}
+	if size == Tiny {
+		r := &pgRoom.Room
+		r.Settle, r.AckTimeout, r.Drain, r.Stall = 10*time.Second, 5*time.Second, 10*time.Second, 2*time.Second
+	}
+
 	return []Scenario{
 		echo("echo-64", 64, false),
 		echo("echo-4k", 4096, true),
@@ -259,6 +314,9 @@ func ScenariosWith(size Size, p Params) []Scenario {
 		rooms("rooms-1000x5", pick(1000, 100, 3), 5),
 		rooms("rooms-200x25", pick(200, 20, 2), pick(25, 25, 4)),
 		FallbackScenario(size),
+		cluster("cluster-redis", "Redis store + Redis broker", redisBackend(p.RedisURL), redisBackend(p.RedisURL)),
+		cluster("cluster-nats", "PostgreSQL store + NATS broker", postgresBackend(p.PostgresURL), natsBackend(p.NATSURL)),
+		PGRoomScenario(pgRoom),
 		scale,
 		storm,
 	}

@@ -45,12 +45,16 @@ func ProtocolOf(impl string) Protocol {
 	return Peer
 }
 
-// Target is one running server.
+// Target is one running server, or several that form one chat.
 type Target struct {
 	// Impl names the server, for the results.
 	Impl string
 	// URL is the server's base URL, http://host:port.
 	URL string
+	// Also are the base URLs of more servers of the same chat (sharing a
+	// store and a broker): member i of a crowd dials server i modulo
+	// 1+len(Also), URL first, so that every room has members on each.
+	Also []string
 	// Protocol is how members join.
 	Protocol Protocol
 	// CPU returns the server's CPU time so far. Nil: CPU is not
@@ -63,10 +67,33 @@ type Target struct {
 	// clients close: the runner stops the server there, so that the
 	// teardown does not cost a storm of leave broadcasts.
 	Stop func()
+	// Backends are the process names (/proc/PID/comm) of the store and
+	// broker servers the server uses, if any: their CPU is reported
+	// apart.
+	Backends []string
+	// Launch, if set, starts more wsroom servers: the scenarios that
+	// measure servers of their own (Scenario.OwnServers) get it instead
+	// of a server.
+	Launch Launcher
 }
+
+// Launcher starts a fresh wsroom server (examples/chat, every limit off)
+// with flags added to its command line, on a free loopback port, and
+// returns it once it answers. Its Target's Stop stops it; the runner also
+// stops every server it launched when the run ends.
+type Launcher func(ctx context.Context, flags ...string) (Target, error)
 
 func (t Target) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(t.URL, "http") + path
+}
+
+// memberURL is the WebSocket URL of path on the server of member i: one of
+// URL and Also, in turn.
+func (t Target) memberURL(i int, path string) string {
+	if n := 1 + len(t.Also); n > 1 && i%n > 0 {
+		return "ws" + strings.TrimPrefix(t.Also[i%n-1], "http") + path
+	}
+	return t.wsURL(path)
 }
 
 func (t Target) cpu() (time.Duration, bool) {
@@ -119,6 +146,10 @@ type Result struct {
 	Problems []string `json:"problems,omitempty"`
 	// Err is set when the scenario could not run at all.
 	Err string `json:"error,omitempty"`
+	// Skipped is set, instead of Err, when the scenario did not run
+	// because something it needs is missing from the machine (a backend
+	// server): why, and how to run it.
+	Skipped string `json:"skipped,omitempty"`
 	// Seconds is the wall time of the run, setup included.
 	Seconds float64 `json:"seconds"`
 }
@@ -165,22 +196,43 @@ type Scenario struct {
 	// About says what it does, with its parameters.
 	About string
 	// Columns are the metrics of its table; Headline is the key of the
-	// metric drawn in the chart.
+	// metric drawn in the chart (with Variants: a column's key prefixed
+	// with a variant's).
 	Columns  []Column
 	Headline string
+	// Variants, if any, are the configurations one run of the scenario
+	// measures side by side (one server and two, a store and another):
+	// its table has a row per variant, whose figures are the metrics
+	// Key + "_" + the column's key, and a problem of a variant starts
+	// with its Label and ": ".
+	Variants []Variant
 	// WithBare: the bare server runs this scenario too.
 	WithBare bool
 	// WsroomOnly: only wsroom runs this scenario (its HTTP fallback,
-	// which no peer has).
+	// backends and several servers, which no peer has).
 	WsroomOnly bool
+	// OwnServers: the scenario starts the servers it measures, through
+	// Target.Launch; the runner starts none for it.
+	OwnServers bool
 	Run        func(ctx context.Context, t Target) Result
 }
 
-// Column returns the column of key.
+// Variant is one configuration of a scenario with Variants.
+type Variant struct {
+	Key   string // the prefix of its metrics
+	Label string // its row's name
+}
+
+// Column returns the column of key, or of a variant's key.
 func (s Scenario) Column(key string) (Column, bool) {
 	for _, c := range s.Columns {
 		if c.Key == key {
 			return c, true
+		}
+	}
+	for _, v := range s.Variants {
+		if rest, ok := strings.CutPrefix(key, v.Key+"_"); ok {
+			return s.Column(rest)
 		}
 	}
 	return Column{}, false

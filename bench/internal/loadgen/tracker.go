@@ -15,13 +15,19 @@ import (
 // brief's completion rule is: every member has been told of every member
 // whose join completed after its own. The client cannot see the order in
 // which the server completed the joins, but the welcome lists reveal it
-// where they exist. So a pair of members (i, j) is complete when
+// where they exist: a welcome of i that lists j, when j's arrival was not
+// announced to i, says that j joined first (wsroom announces to a member
+// every arrival after its own), so j must know i. A welcome that lists a
+// member whose arrival was announced too says nothing of their order: it
+// was read after that member joined, which a slow store allows (and the
+// first page of members of a big room need not list the earlier one). So
+// a pair of members (i, j) is complete when
 //
-//   - both know each other (always the case for wsroom once the earlier
-//     one heard the later one's announcement: the later one's welcome lists
-//     the earlier one), or
-//   - neither welcome lists the other (peers send no member list) and one
-//     was told of the other: that one joined first.
+//   - a welcome says who joined first, and that one knows the other (the
+//     later one knows it from its welcome), or
+//   - no welcome says it (peers send no member list, or the welcome lists
+//     are not telling), and one of the two knows the other: that one
+//     joined first.
 //
 // The room is complete when every member is in and every pair is complete.
 // Each member's knowledge is a bitset written by that member's reader;
@@ -118,7 +124,12 @@ func (t *tracker) eval(i, j int) bool {
 	aij, aji := t.bit(t.ann, i, j), t.bit(t.ann, j, i)
 	wij, wji := t.bit(t.wel, i, j), t.bit(t.wel, j, i)
 	kij, kji := aij || wij, aji || wji
-	if !(kij && kji) && (wij || wji || !(aij || aji)) {
+	jFirst, iFirst := wij && !aij, wji && !aji // told by a welcome
+	complete := kij || kji
+	if iFirst || jFirst {
+		complete = (!iFirst || kij) && (!jFirst || kji)
+	}
+	if !complete {
 		return false
 	}
 	if i > j {
