@@ -191,6 +191,40 @@ func TestWelcomeHasNoDuplicatesUnderLoad(t *testing.T) {
 	wg.Wait()
 }
 
+// heldBroker holds the publication of the message "held" until release
+// is closed: the message is in the store, on its way to the members.
+type heldBroker struct {
+	*wsroom.MemoryBroker
+	publishing chan struct{}
+	release    chan struct{}
+}
+
+func (b heldBroker) Publish(ctx context.Context, p *wsroom.Publication) error {
+	if p.Type == wsroom.PubMessage && p.Message.Text == "held" {
+		close(b.publishing)
+		<-b.release
+	}
+	return b.MemoryBroker.Publish(ctx, p)
+}
+
+// TestWelcomeThenLiveNoDuplicate: a message stored but not yet delivered
+// when a member joins is in the member's welcome; its delivery, arriving
+// after the welcome, is not sent to that member again.
+func TestWelcomeThenLiveNoDuplicate(t *testing.T) {
+	t.Parallel()
+	b := heldBroker{wsroom.NewMemoryBroker(), make(chan struct{}), make(chan struct{})}
+	e := newEnv(t, &wsroom.Options{Broker: b})
+	ann, _ := e.join("r", "ann")
+	ann.say("held")
+	<-b.publishing
+	bob, w := e.join("r", "bob")
+	assert.Equal(t, "the stored message is in bob's welcome", 1, len(w.History))
+	close(b.release)
+	assert.Equal(t, "ann gets it live", "held", ann.until("message").Text)
+	ann.say("next")
+	assert.Equal(t, "bob's next message is the next one", "next", bob.until("message").Text)
+}
+
 func parseID(t testing.TB, s string) uint64 {
 	t.Helper()
 	v, err := strconv.ParseUint(s, 10, 64)

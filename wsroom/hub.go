@@ -435,14 +435,14 @@ func (h *hub) deliver(p *Publication, r *route) {
 	n := 0
 	if len(r.to) > 0 {
 		for _, name := range r.to {
-			if m := h.byName[name]; m != nil && h.admits(r, m) {
+			if m := h.byName[name]; m != nil && h.admits(r, m, e) {
 				send(m.t, e, direct)
 				n++
 			}
 		}
 	} else {
 		for _, m := range h.members {
-			if h.admits(r, m) {
+			if h.admits(r, m, e) {
 				send(m.t, e, direct)
 				n++
 			}
@@ -471,7 +471,10 @@ func send(t transport, e *event, direct bool) {
 	t.send(e)
 }
 
-func (h *hub) admits(r *route, m *member) bool {
+func (h *hub) admits(r *route, m *member, e *event) bool {
+	if e.id != 0 && e.id <= m.welcomed.Load() {
+		return false // its welcome held it
+	}
 	if len(r.except) > 0 && r.skips(m.name) {
 		return false
 	}

@@ -41,6 +41,10 @@ type member struct {
 	identity   string      // the name Identify gave
 	since      msgID       // from the URL, for a join that names none
 	joined     atomic.Bool
+	// welcomed is the highest message ID its welcome held: a delivery of
+	// a message up to it (stored before the welcome read the history,
+	// delivered after) is not sent again.
+	welcomed atomic.Uint64
 
 	limiter   rateLimiter
 	joinTimer ownedTimer
@@ -298,6 +302,7 @@ func (m *member) entered(res Reservation, replaced Owner, since msgID) {
 	if read {
 		h.welcomed(floor)
 	}
+	m.welcomed.Store(last)
 	m.t.release(w, func(e *event) bool { return e.id == 0 || e.id > last })
 }
 
