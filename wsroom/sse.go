@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -371,12 +370,8 @@ func (c *sseConn) writeFailed(err error) {
 		c.writeErr = err
 	}
 	c.mu.Unlock()
-	switch {
-	case errors.Is(err, errStreamDone):
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.kill(ReasonSlow, websocket.StatusTryAgainLater, "write timeout", err)
-	default:
-		c.kill(ReasonClosed, 0, "", err)
+	if reason, code, why, ok := writeFailure(err, errStreamDone); ok {
+		c.kill(reason, code, why, err)
 	}
 }
 

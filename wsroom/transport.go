@@ -151,14 +151,25 @@ func (c *wsConn) writeFailed(err error) {
 		c.writeErr = err
 	}
 	c.mu.Unlock()
+	// errCloseSent: the library closed the connection (answering the
+	// client's close, or failing a bad frame): the reader learns why.
+	if reason, code, why, ok := writeFailure(err, errCloseSent); ok {
+		c.kill(reason, code, why, err)
+	}
+}
+
+// writeFailure says how a transport ends after a write failed with err: a
+// write that timed out is a slow client (1013); any other failure is a
+// closed connection. ok is false when err is end, the transport's own
+// sign that it is already ending.
+func writeFailure(err, end error) (reason LeaveReason, code websocket.StatusCode, why string, ok bool) {
 	switch {
-	case errors.Is(err, errCloseSent):
-		// The library closed the connection (answering the client's close,
-		// or failing a bad frame): the reader learns why.
+	case errors.Is(err, end):
+		return 0, 0, "", false
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.kill(ReasonSlow, websocket.StatusTryAgainLater, "write timeout", err)
+		return ReasonSlow, websocket.StatusTryAgainLater, "write timeout", true
 	default:
-		c.kill(ReasonClosed, 0, "", err)
+		return ReasonClosed, 0, "", true
 	}
 }
 
