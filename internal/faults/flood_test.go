@@ -177,8 +177,8 @@ func TestConnectionFlood(t *testing.T) {
 // before their handler runs, while a regular client chats unhindered.
 func TestHandshakeDribble(t *testing.T) {
 	t.Parallel()
+	srv := startChat(t, buildChat(t)) // a build under load takes long: before the clock starts
 	ctx := testContext(t, 2*time.Minute)
-	srv := startChat(t, buildChat(t))
 	const dribblers = 100
 	req := handshake(srv.addr, "/chat/slow", wsroom.Subprotocol)
 	took := make([]time.Duration, dribblers)
@@ -192,12 +192,12 @@ func TestHandshakeDribble(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c, err := net.Dial("tcp", srv.addr)
+			open.Add(1) // tried: a failed dial is reported below, not waited for
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.Close()
-			open.Add(1)
 			ended := make(chan struct{})
 			go func() { // the server's answer: an error status or EOF
 				io.Copy(io.Discard, c)
@@ -227,7 +227,7 @@ func TestHandshakeDribble(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(ctx, t, "the dribblers connected", func() bool { return open.Load() == dribblers })
+	waitFor(ctx, t, "the dribblers dialled", func() bool { return open.Load() == dribblers })
 	// Meanwhile a regular client chats.
 	a, err := joinURL(ctx, "ws://"+srv.addr+"/chat/fast", "a", "")
 	if err != nil {

@@ -61,8 +61,8 @@ const exampleGrace = 15 * time.Second
 // holds nothing from before.
 func TestSigtermExample(t *testing.T) {
 	t.Parallel()
+	bin := buildChat(t) // a build under load takes long: before the clock starts
 	ctx := testContext(t, 4*time.Minute)
-	bin := buildChat(t)
 	srv := startChat(t, bin, "-ping", "1s")
 	url := "ws://" + srv.addr + "/chat/term"
 	name := func(i int) string { return fmt.Sprintf("m%03d", i) }
