@@ -3,7 +3,6 @@ package wsroom_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"wsroom.dev/internal/wstest"
 	"wsroom.dev/wsroom"
 )
 
@@ -22,14 +22,15 @@ import (
 // library does: Server.Handler under a prefix, ServeMux patterns with a
 // method and a wildcard, middleware that wraps the ResponseWriter, and a
 // hand-rolled router with Options.RoomFromRequest. They use only the
-// package's public API; their helpers are prefixed mux.
+// package's public API, through the client of internal/wstest; their own
+// helpers are prefixed mux.
 
 // TestHandlerPaths serves Server.Handler at the root and under a prefix
 // stripped with and without its trailing slash: chat/{room}, chat (the
 // default room) and echo answer, anything else is 404.
 func TestHandlerPaths(t *testing.T) {
 	t.Parallel()
-	rooms := muxRooms(t, &wsroom.Options{DefaultRoom: "hall"})
+	rooms := wstest.New(t, &wsroom.Options{DefaultRoom: "hall"})
 	for i, tc := range []struct {
 		name, prefix string
 		mount        func(h http.Handler) http.Handler
@@ -50,16 +51,16 @@ func TestHandlerPaths(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ts := muxServe(t, tc.mount(rooms.Handler()))
-			ctx := muxContext(t)
+			ctx := wstest.Context(t)
 			base := muxWS(ts) + tc.prefix
 			for path, room := range map[string]string{"/chat/kitchen": "kitchen", "/chat": "hall"} {
-				c, welcome := muxJoin(ctx, t, base+path, fmt.Sprint("alice", i))
+				c, welcome := wstest.Join(ctx, t, base+path, fmt.Sprint("alice", i))
 				if welcome.Room != room {
 					t.Fatalf("%s: welcome to room %q, want %q", path, welcome.Room, room)
 				}
-				c.c.Close(websocket.StatusNormalClosure, "")
+				c.Close()
 			}
-			muxEcho(ctx, t, base+"/echo")
+			wstest.Echo(ctx, t, base+"/echo", nil)
 			for path, want := range map[string]int{
 				"/chat/kitchen":   http.StatusUpgradeRequired, // a plain GET reaches the Server
 				"/chat/a/b":       http.StatusNotFound,
@@ -87,32 +88,32 @@ func TestHandlerPaths(t *testing.T) {
 // what is said in one never reaches the other.
 func TestHandlerRoomsAreSeparate(t *testing.T) {
 	t.Parallel()
-	rooms := muxRooms(t, nil)
+	rooms := wstest.New(t, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/ws/", http.StripPrefix("/ws", rooms.Handler()))
 	ts := muxServe(t, mux)
-	ctx := muxContext(t)
+	ctx := wstest.Context(t)
 	base := muxWS(ts) + "/ws/chat/"
 
-	alice, _ := muxJoin(ctx, t, base+"a", "alice")
-	bob, _ := muxJoin(ctx, t, base+"b", "bob")
-	carol, welcome := muxJoin(ctx, t, base+"a", "carol")
+	alice, _ := wstest.Join(ctx, t, base+"a", "alice")
+	bob, _ := wstest.Join(ctx, t, base+"b", "bob")
+	carol, welcome := wstest.Join(ctx, t, base+"a", "carol")
 	if got := strings.Join(welcome.Members, ","); got != "alice,carol" {
 		t.Fatalf("carol's welcome lists %q, want alice,carol", got)
 	}
-	alice.expect(ctx, t, "join", "carol")
-	carol.say(ctx, t, "only for a")
-	if e := alice.until(ctx, t, "message"); e.From != "carol" || e.Text != "only for a" {
+	alice.Expect(ctx, t, "join", "carol")
+	carol.Say(ctx, t, "only for a")
+	if e := alice.Until(ctx, t, "message"); e.From != "carol" || e.Text != "only for a" {
 		t.Fatalf("alice got %+v", e)
 	}
 	// Had bob been in room a, carol's arrival and message would reach him
 	// before his own message, which the broadcast orders after them.
-	bob.say(ctx, t, "only for b")
-	if e := bob.next(ctx, t); e.Type != "message" || e.From != "bob" {
+	bob.Say(ctx, t, "only for b")
+	if e := bob.Next(ctx, t); e.Type != "message" || e.From != "bob" {
 		t.Fatalf("bob's next event is %+v, want his own message", e)
 	}
-	carol.c.Close(websocket.StatusNormalClosure, "")
-	alice.expect(ctx, t, "leave", "carol")
+	carol.Close()
+	alice.Expect(ctx, t, "leave", "carol")
 }
 
 // TestMuxPatterns mounts the Server on ServeMux patterns with a method and
@@ -120,7 +121,7 @@ func TestHandlerRoomsAreSeparate(t *testing.T) {
 // as an application written for Go 1.22's ServeMux does.
 func TestMuxPatterns(t *testing.T) {
 	t.Parallel()
-	rooms := muxRooms(t, nil)
+	rooms := wstest.New(t, nil)
 	api := http.NewServeMux()
 	api.Handle("GET /teams/{room}/chat", rooms)
 	api.Handle("GET /lobby", rooms) // no wildcard: the default room
@@ -129,23 +130,23 @@ func TestMuxPatterns(t *testing.T) {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", api))
 	ts := muxServe(t, mux)
-	ctx := muxContext(t)
+	ctx := wstest.Context(t)
 	base := muxWS(ts) + "/api/v1"
 
-	alice, w := muxJoin(ctx, t, base+"/teams/red/chat", "alice")
+	alice, w := wstest.Join(ctx, t, base+"/teams/red/chat", "alice")
 	if w.Room != "red" {
 		t.Fatalf("welcome to %q, want red", w.Room)
 	}
-	bob, _ := muxJoin(ctx, t, base+"/teams/red/chat", "bob")
-	alice.expect(ctx, t, "join", "bob")
-	bob.say(ctx, t, "hello")
-	if e := alice.until(ctx, t, "message"); e.From != "bob" || e.Text != "hello" {
+	bob, _ := wstest.Join(ctx, t, base+"/teams/red/chat", "bob")
+	alice.Expect(ctx, t, "join", "bob")
+	bob.Say(ctx, t, "hello")
+	if e := alice.Until(ctx, t, "message"); e.From != "bob" || e.Text != "hello" {
 		t.Fatalf("alice got %+v", e)
 	}
-	if _, w := muxJoin(ctx, t, base+"/lobby", "carol"); w.Room != "lobby" {
+	if _, w := wstest.Join(ctx, t, base+"/lobby", "carol"); w.Room != "lobby" {
 		t.Fatalf("welcome to %q, want lobby", w.Room)
 	}
-	muxEcho(ctx, t, base+"/echo")
+	wstest.Echo(ctx, t, base+"/echo", nil)
 	if got := muxGet(t, ts.URL+"/health"); got != http.StatusOK {
 		t.Fatalf("/health: %d", got)
 	}
@@ -213,22 +214,22 @@ func TestMuxBehindWrappingMiddleware(t *testing.T) {
 	t.Parallel()
 	t.Run("Unwrap", func(t *testing.T) {
 		t.Parallel()
-		rooms := muxRooms(t, nil)
+		rooms := wstest.New(t, nil)
 		logged := make(chan int, 10)
 		mux := http.NewServeMux()
 		mux.Handle("/ws/", http.StripPrefix("/ws", rooms.Handler()))
 		ts := muxServe(t, statusLogger(true, logged)(mux))
-		ctx := muxContext(t)
-		alice, _ := muxJoin(ctx, t, muxWS(ts)+"/ws/chat/r", "alice")
-		bob, _ := muxJoin(ctx, t, muxWS(ts)+"/ws/chat/r", "bob")
-		alice.expect(ctx, t, "join", "bob")
-		bob.say(ctx, t, "through the wrapper")
-		if e := alice.until(ctx, t, "message"); e.Text != "through the wrapper" {
+		ctx := wstest.Context(t)
+		alice, _ := wstest.Join(ctx, t, muxWS(ts)+"/ws/chat/r", "alice")
+		bob, _ := wstest.Join(ctx, t, muxWS(ts)+"/ws/chat/r", "bob")
+		alice.Expect(ctx, t, "join", "bob")
+		bob.Say(ctx, t, "through the wrapper")
+		if e := alice.Until(ctx, t, "message"); e.Text != "through the wrapper" {
 			t.Fatalf("alice got %+v", e)
 		}
-		bob.c.Close(websocket.StatusNormalClosure, "")
-		alice.expect(ctx, t, "leave", "bob")
-		muxEcho(ctx, t, muxWS(ts)+"/ws/echo")
+		bob.Close()
+		alice.Expect(ctx, t, "leave", "bob")
+		wstest.Echo(ctx, t, muxWS(ts)+"/ws/echo", nil)
 		for range 2 { // bob's connection and the echo's have ended
 			if status := muxLogged(ctx, t, logged); status != http.StatusSwitchingProtocols {
 				t.Fatalf("the middleware logged %d, want 101", status)
@@ -238,12 +239,12 @@ func TestMuxBehindWrappingMiddleware(t *testing.T) {
 	t.Run("no Unwrap", func(t *testing.T) {
 		t.Parallel()
 		logs := &muxLogs{}
-		rooms := muxRooms(t, &wsroom.Options{Logger: logs.logger()})
+		rooms := wstest.New(t, &wsroom.Options{Logger: logs.logger()})
 		logged := make(chan int, 10)
 		mux := http.NewServeMux()
 		mux.Handle("/ws/", http.StripPrefix("/ws", rooms.Handler()))
 		ts := muxServe(t, statusLogger(false, logged)(mux))
-		ctx := muxContext(t)
+		ctx := wstest.Context(t)
 		for _, path := range []string{"/ws/chat/r", "/ws/echo"} {
 			c, resp, err := websocket.Dial(ctx, muxWS(ts)+path, nil)
 			if err == nil {
@@ -265,9 +266,9 @@ func TestMuxBehindWrappingMiddleware(t *testing.T) {
 	// the Server's 501 goes out through it.
 	t.Run("TimeoutHandler", func(t *testing.T) {
 		t.Parallel()
-		rooms := muxRooms(t, &wsroom.Options{Logger: (&muxLogs{}).logger()})
+		rooms := wstest.New(t, &wsroom.Options{Logger: (&muxLogs{}).logger()})
 		ts := muxServe(t, http.TimeoutHandler(rooms.Handler(), time.Minute, "timeout"))
-		c, resp, err := websocket.Dial(muxContext(t), muxWS(ts)+"/chat/r", nil)
+		c, resp, err := websocket.Dial(wstest.Context(t), muxWS(ts)+"/chat/r", nil)
 		if err == nil {
 			c.CloseNow()
 			t.Fatal("upgraded behind http.TimeoutHandler")
@@ -305,33 +306,33 @@ func handRolledRouter(chat http.Handler) http.Handler {
 // router found.
 func TestMuxRoomFromRequest(t *testing.T) {
 	t.Parallel()
-	rooms := muxRooms(t, &wsroom.Options{RoomFromRequest: func(r *http.Request) string {
+	rooms := wstest.New(t, &wsroom.Options{RoomFromRequest: func(r *http.Request) string {
 		name, _ := r.Context().Value(roomKey{}).(string)
 		return name
 	}})
 	ts := muxServe(t, handRolledRouter(rooms))
-	ctx := muxContext(t)
+	ctx := wstest.Context(t)
 	ws := muxWS(ts)
 
-	alice, w := muxJoin(ctx, t, ws+"/rooms/blue/socket", "alice")
+	alice, w := wstest.Join(ctx, t, ws+"/rooms/blue/socket", "alice")
 	if w.Room != "blue" {
 		t.Fatalf("welcome to %q, want blue", w.Room)
 	}
-	bob, w := muxJoin(ctx, t, ws+"/rooms/green/socket", "bob")
+	bob, w := wstest.Join(ctx, t, ws+"/rooms/green/socket", "bob")
 	if w.Room != "green" {
 		t.Fatalf("welcome to %q, want green", w.Room)
 	}
-	if _, w := muxJoin(ctx, t, ws+"/socket", "carol"); w.Room != "lobby" {
+	if _, w := wstest.Join(ctx, t, ws+"/socket", "carol"); w.Room != "lobby" {
 		t.Fatalf("an empty RoomFromRequest: welcome to %q, want the default room", w.Room)
 	}
-	dave, _ := muxJoin(ctx, t, ws+"/rooms/blue/socket", "dave")
-	alice.expect(ctx, t, "join", "dave")
-	dave.say(ctx, t, "blue only")
-	if e := alice.until(ctx, t, "message"); e.Text != "blue only" {
+	dave, _ := wstest.Join(ctx, t, ws+"/rooms/blue/socket", "dave")
+	alice.Expect(ctx, t, "join", "dave")
+	dave.Say(ctx, t, "blue only")
+	if e := alice.Until(ctx, t, "message"); e.Text != "blue only" {
 		t.Fatalf("alice got %+v", e)
 	}
-	bob.say(ctx, t, "green only")
-	if e := bob.next(ctx, t); e.Type != "message" || e.From != "bob" {
+	bob.Say(ctx, t, "green only")
+	if e := bob.Next(ctx, t); e.Type != "message" || e.From != "bob" {
 		t.Fatalf("bob's next event is %+v, want his own message", e)
 	}
 }
@@ -344,9 +345,9 @@ func TestMuxRoomFromRequest(t *testing.T) {
 func TestMuxRoomUnknownIsRefused(t *testing.T) {
 	t.Parallel()
 	logs := &muxLogs{}
-	rooms := muxRooms(t, &wsroom.Options{Logger: logs.logger()})
+	rooms := wstest.New(t, &wsroom.Options{Logger: logs.logger()})
 	ts := muxServe(t, handRolledRouter(rooms))
-	ctx := muxContext(t)
+	ctx := wstest.Context(t)
 	for _, path := range []string{"/rooms/a/socket", "/socket"} {
 		c, resp, err := websocket.Dial(ctx, muxWS(ts)+path, &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
 		if err == nil {
@@ -362,28 +363,12 @@ func TestMuxRoomUnknownIsRefused(t *testing.T) {
 	}
 
 	fixed := muxServe(t, handRolledRouter(rooms.Room("fixed")))
-	if _, w := muxJoin(ctx, t, muxWS(fixed)+"/rooms/ignored/socket", "alice"); w.Room != "fixed" {
+	if _, w := wstest.Join(ctx, t, muxWS(fixed)+"/rooms/ignored/socket", "alice"); w.Room != "fixed" {
 		t.Fatalf("Server.Room: welcome to %q, want fixed", w.Room)
 	}
 }
 
 // ---- helpers ----
-
-func muxRooms(t *testing.T, opts *wsroom.Options) *wsroom.Server {
-	t.Helper()
-	rooms, err := wsroom.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rooms.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return rooms
-}
 
 // muxServe serves h on loopback until the test ends. Cleanups run last
 // first: the clients close, then this server, then the rooms shut down.
@@ -408,12 +393,6 @@ func muxLogged(ctx context.Context, t *testing.T, logged <-chan int) int {
 
 func muxWS(ts *httptest.Server) string { return "ws" + strings.TrimPrefix(ts.URL, "http") }
 
-func muxContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func muxGet(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -422,110 +401,6 @@ func muxGet(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// muxEvent is what the tests read of a server event.
-type muxEvent struct {
-	Type    string   `json:"type"`
-	Room    string   `json:"room"`
-	Name    string   `json:"name"`
-	Members []string `json:"members"`
-	From    string   `json:"from"`
-	Text    string   `json:"text"`
-}
-
-// muxClient is a client of the JSON protocol; a frame may hold several
-// events, one per line.
-type muxClient struct {
-	c       *websocket.Conn
-	pending []muxEvent
-}
-
-func muxJoin(ctx context.Context, t *testing.T, url, name string) (*muxClient, muxEvent) {
-	t.Helper()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	mc := &muxClient{c: c}
-	if err := c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"join","name":%q}`, name)); err != nil {
-		t.Fatal(err)
-	}
-	w := mc.next(ctx, t)
-	if w.Type != "welcome" || w.Name != name {
-		t.Fatalf("%s: got %+v, want a welcome", name, w)
-	}
-	return mc, w
-}
-
-func (mc *muxClient) say(ctx context.Context, t *testing.T, text string) {
-	t.Helper()
-	if err := mc.c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"message","text":%q}`, text)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (mc *muxClient) next(ctx context.Context, t *testing.T) muxEvent {
-	t.Helper()
-	for len(mc.pending) == 0 {
-		_, b, err := mc.c.Read(ctx)
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		for line := range bytes.SplitSeq(b, []byte("\n")) {
-			var e muxEvent
-			if err := json.Unmarshal(line, &e); err != nil {
-				t.Fatalf("event %q: %v", line, err)
-			}
-			mc.pending = append(mc.pending, e)
-		}
-	}
-	e := mc.pending[0]
-	mc.pending = mc.pending[1:]
-	return e
-}
-
-// until skips events until one of type typ.
-func (mc *muxClient) until(ctx context.Context, t *testing.T, typ string) muxEvent {
-	t.Helper()
-	for {
-		if e := mc.next(ctx, t); e.Type == typ {
-			return e
-		}
-	}
-}
-
-// expect reads the next event and fails unless it is typ about name.
-func (mc *muxClient) expect(ctx context.Context, t *testing.T, typ, name string) {
-	t.Helper()
-	if e := mc.next(ctx, t); e.Type != typ || e.Name != name {
-		t.Fatalf("got %+v, want %s of %s", e, typ, name)
-	}
-}
-
-// muxEcho checks that the echo endpoint at url returns text and binary
-// messages with their type.
-func muxEcho(ctx context.Context, t *testing.T, url string) {
-	t.Helper()
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	defer c.CloseNow()
-	for _, m := range []struct {
-		typ  websocket.MessageType
-		data []byte
-	}{{websocket.MessageText, []byte("ping")}, {websocket.MessageBinary, []byte{0, 1, 2, 0xff}}} {
-		if err := c.Write(ctx, m.typ, m.data); err != nil {
-			t.Fatal(err)
-		}
-		typ, b, err := c.Read(ctx)
-		if err != nil || typ != m.typ || !bytes.Equal(b, m.data) {
-			t.Fatalf("echo of %v %q: %v %q %v", m.typ, m.data, typ, b, err)
-		}
-	}
-	c.Close(websocket.StatusNormalClosure, "")
 }
 
 // muxLogs collects a Server's log records.

@@ -3,6 +3,7 @@ package wsroomchi_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	wsroomchi "wsroom.dev/adapters/chi"
+	"wsroom.dev/internal/wstest"
 	"wsroom.dev/wsroom"
 )
 
@@ -43,42 +45,28 @@ func TestRoutes(t *testing.T) {
 			return reply, err
 		},
 	}})
-	logged := make(lines, 100)
+	logged := make(wstest.Lines, 100)
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.ClientIPFromHeader("X-Real-IP", "127.0.0.0/8"),
 		middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(logged, "", 0), NoColor: true}),
 		middleware.Recoverer)
 	r.Get("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	r.With(auth).Mount("/ws", wsroomchi.Routes(rooms))
-	base, ws := serve(t, r)
-	ctx := testContext(t)
+	base, ws := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 
-	chat(ctx, t, ws+"/ws/chat/kitchen")
-	logged.waitLine(ctx, t, "/ws/chat/kitchen", " - 101 ")
-	echo(ctx, t, ws+"/ws/echo", http.Header{"X-User": {"eve"}})
+	wstest.Chat(ctx, t, ws+"/ws/chat/kitchen")
+	logged.Wait(ctx, t, "/ws/chat/kitchen", " - 101 ")
+	wstest.Echo(ctx, t, ws+"/ws/echo", wstest.User("eve"))
 
 	// Rooms are apart; /ws/chat is the default room.
-	alice, w := dialAs(ctx, t, ws+"/ws/chat/a", "alice")
-	if w.Room != "a" {
-		t.Fatalf("welcome to %q, want a", w.Room)
-	}
-	bob, _ := dialAs(ctx, t, ws+"/ws/chat/b", "bob")
-	if _, w := dialAs(ctx, t, ws+"/ws/chat", "carol"); w.Room != "lobby" {
-		t.Fatalf("/ws/chat: welcome to %q, want lobby", w.Room)
-	}
-	dave, _ := dialAs(ctx, t, ws+"/ws/chat/a", "dave")
-	alice.expect(ctx, t, "join", "dave")
-	dave.say(ctx, t, "for a")
-	alice.expect(ctx, t, "message", "dave")
-	// Had bob been in room a, dave's arrival and message would come first.
-	bob.say(ctx, t, "for b")
-	bob.expect(ctx, t, "message", "bob")
+	wstest.Apart(ctx, t, ws+"/ws/chat", "lobby")
 
 	// The hooks saw the request as the middleware left it.
-	dialAs(ctx, t, ws+"/ws/chat/x", "frank")
+	wstest.DialAs(ctx, t, ws+"/ws/chat/x", "frank")
 	h := http.Header{"X-User": {"grace"}, "X-Real-Ip": {"127.0.0.9"}}
-	g, _ := dial(ctx, t, ws+"/ws/chat/x", h)
-	g.expect(ctx, t, "welcome", "grace")
+	g, _ := wstest.Dial(ctx, t, ws+"/ws/chat/x", h)
+	g.Expect(ctx, t, "welcome", "grace")
 	mu.Lock()
 	if ids["frank"] == "" || ids["grace"] == "" || ids["frank"] == ids["grace"] {
 		t.Errorf("request IDs seen by Identify: %q", ids)
@@ -90,28 +78,7 @@ func TestRoutes(t *testing.T) {
 
 	// Without a user, the auth middleware refuses; other routes are the
 	// application's.
-	for _, tc := range []struct {
-		path, user string
-		want       int
-	}{
-		{"/health", "", http.StatusOK},
-		{"/ws/chat/a", "", http.StatusUnauthorized},
-		{"/ws/chat/a", "alice", http.StatusUpgradeRequired},
-		{"/ws/nothing", "alice", http.StatusNotFound},
-	} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+tc.path, nil)
-		if tc.user != "" {
-			req.Header.Set("X-User", tc.user)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("GET %s as %q: %d, want %d", tc.path, tc.user, resp.StatusCode, tc.want)
-		}
-	}
+	wstest.Routes(ctx, t, base)
 }
 
 // TestChat serves the chat endpoint on the application's own routes, the
@@ -125,25 +92,25 @@ func TestChat(t *testing.T) {
 		r.Get("/chat", wsroomchi.Chat(rooms, "team"))
 	})
 	r.With(auth).Get("/hall", wsroomchi.Chat(rooms, "team"))
-	_, ws := serve(t, r)
-	ctx := testContext(t)
+	_, ws := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 
-	chat(ctx, t, ws+"/teams/red/chat")
-	red, w := dialAs(ctx, t, ws+"/teams/red/chat", "ann")
+	wstest.Chat(ctx, t, ws+"/teams/red/chat")
+	red, w := wstest.DialAs(ctx, t, ws+"/teams/red/chat", "ann")
 	if w.Room != "red" {
 		t.Fatalf("welcome to %q, want red", w.Room)
 	}
-	blue, w := dialAs(ctx, t, ws+"/teams/blue/chat", "bob")
+	blue, w := wstest.DialAs(ctx, t, ws+"/teams/blue/chat", "bob")
 	if w.Room != "blue" {
 		t.Fatalf("welcome to %q, want blue", w.Room)
 	}
-	red.say(ctx, t, "red")
-	if e := red.until(ctx, t, "message"); e.From != "ann" {
+	red.Say(ctx, t, "red")
+	if e := red.Until(ctx, t, "message"); e.From != "ann" {
 		t.Fatalf("ann got %+v", e)
 	}
-	blue.say(ctx, t, "blue")
-	blue.expect(ctx, t, "message", "bob")
-	if _, w := dialAs(ctx, t, ws+"/hall", "carol"); w.Room != "hall" {
+	blue.Say(ctx, t, "blue")
+	blue.Expect(ctx, t, "message", "bob")
+	if _, w := wstest.DialAs(ctx, t, ws+"/hall", "carol"); w.Room != "hall" {
 		t.Fatalf("a route without the parameter: welcome to %q, want the default room", w.Room)
 	}
 }
@@ -152,15 +119,15 @@ func TestChat(t *testing.T) {
 // refused loudly (500) rather than putting everyone in the default room.
 func TestChatOutsideChi(t *testing.T) {
 	t.Parallel()
-	logged := make(lines, 100)
+	logged := make(wstest.Lines, 100)
 	rooms := newRooms(t, &wsroom.Options{Logger: slog.New(slog.NewTextHandler(logged, nil))})
-	_, ws := serve(t, auth(wsroomchi.Chat(rooms, "room")))
-	ctx := testContext(t)
-	_, resp, err := websocket.Dial(ctx, ws+"/chat/a", &websocket.DialOptions{HTTPHeader: http.Header{"X-User": {"alice"}}})
+	_, ws := wstest.Serve(t, auth(wsroomchi.Chat(rooms, "room")))
+	ctx := wstest.Context(t)
+	_, resp, err := websocket.Dial(ctx, ws+"/chat/a", &websocket.DialOptions{HTTPHeader: wstest.User("alice")})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("outside chi: %v %v, want 500", resp, err)
 	}
-	logged.waitLine(ctx, t, "level=ERROR", "room")
+	logged.Wait(ctx, t, "level=ERROR", "room")
 }
 
 // TestMiddleware runs chat and echo behind each of chi's middleware that
@@ -172,7 +139,7 @@ func TestMiddleware(t *testing.T) {
 		name string
 		mw   func(http.Handler) http.Handler
 	}{
-		{"Logger", middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(discard{}, "", 0), NoColor: true})},
+		{"Logger", middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(io.Discard, "", 0), NoColor: true})},
 		{"Recoverer", middleware.Recoverer},
 		{"RequestID", middleware.RequestID},
 		//lint:ignore SA1019 deprecated (spoofable) but still in wide use: it must not break the upgrade
@@ -193,29 +160,25 @@ func TestMiddleware(t *testing.T) {
 			r := chi.NewRouter()
 			r.Use(tc.mw)
 			r.With(auth).Mount("/ws", wsroomchi.Routes(rooms))
-			_, ws := serve(t, r)
-			ctx := testContext(t)
-			chat(ctx, t, ws+"/ws/chat/r")
+			_, ws := wstest.Serve(t, r)
+			ctx := wstest.Context(t)
+			wstest.Chat(ctx, t, ws+"/ws/chat/r")
 			// A browser offers gzip; a 101 must not claim an encoding.
 			h := http.Header{"X-User": {"zoe"}, "Accept-Encoding": {"gzip, deflate"}}
-			c, resp := dial(ctx, t, ws+"/ws/chat/r", h)
+			c, resp := wstest.Dial(ctx, t, ws+"/ws/chat/r", h)
 			if enc := resp.Header.Get("Content-Encoding"); enc != "" {
 				t.Fatalf("the 101 response has Content-Encoding %q", enc)
 			}
-			c.expect(ctx, t, "welcome", "zoe")
-			c.say(ctx, t, strings.Repeat("compressible ", 100))
+			c.Expect(ctx, t, "welcome", "zoe")
+			c.Say(ctx, t, strings.Repeat("compressible ", 100))
 			// (alice's departure, if still under way, may come first)
-			if e := c.until(ctx, t, "message"); e.From != "zoe" || len(e.Text) != 1300 {
+			if e := c.Until(ctx, t, "message"); e.From != "zoe" || len(e.Text) != 1300 {
 				t.Fatalf("a long message came back as %+v", e)
 			}
-			echo(ctx, t, ws+"/ws/echo", h)
+			wstest.Echo(ctx, t, ws+"/ws/echo", h)
 		})
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestTimeout mounts the endpoints behind chi's Timeout: the timeout
 // bounds the handshake, not the connection, which goes on after the
@@ -231,7 +194,7 @@ func TestTimeout(t *testing.T) {
 			t.Parallel()
 			rooms := newRooms(t, nil)
 			reqs := make(chan context.Context, 10)
-			logged, httpLog := make(lines, 100), make(lines, 100)
+			logged, httpLog := make(wstest.Lines, 100), make(wstest.Lines, 100)
 			logger := middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(logged, "", 0), NoColor: true})
 			r := chi.NewRouter()
 			if tc.loggerOutside {
@@ -251,12 +214,12 @@ func TestTimeout(t *testing.T) {
 			ts.Start()
 			t.Cleanup(ts.Close)
 			ws := "ws" + strings.TrimPrefix(ts.URL, "http")
-			ctx := testContext(t)
+			ctx := wstest.Context(t)
 
-			alice, _ := dialAs(ctx, t, ws+"/ws/chat/r", "alice")
-			bob, _ := dialAs(ctx, t, ws+"/ws/chat/r", "bob")
-			alice.expect(ctx, t, "join", "bob")
-			e, _, err := websocket.Dial(ctx, ws+"/ws/echo", &websocket.DialOptions{HTTPHeader: http.Header{"X-User": {"eve"}}})
+			alice, _ := wstest.DialAs(ctx, t, ws+"/ws/chat/r", "alice")
+			bob, _ := wstest.DialAs(ctx, t, ws+"/ws/chat/r", "bob")
+			alice.Expect(ctx, t, "join", "bob")
+			e, _, err := websocket.Dial(ctx, ws+"/ws/echo", &websocket.DialOptions{HTTPHeader: wstest.User("eve")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,33 +236,33 @@ func TestTimeout(t *testing.T) {
 					t.Fatal("no request")
 				}
 			}
-			bob.say(ctx, t, "after the timeout")
-			if ev := alice.expect(ctx, t, "message", "bob"); ev.Text != "after the timeout" {
+			bob.Say(ctx, t, "after the timeout")
+			if ev := alice.Expect(ctx, t, "message", "bob"); ev.Text != "after the timeout" {
 				t.Fatalf("alice got %+v", ev)
 			}
-			alice.say(ctx, t, "still here")
-			bob.expect(ctx, t, "message", "bob")
-			bob.expect(ctx, t, "message", "alice")
+			alice.Say(ctx, t, "still here")
+			bob.Expect(ctx, t, "message", "bob")
+			bob.Expect(ctx, t, "message", "alice")
 			if err := e.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
 				t.Fatal(err)
 			}
 			if _, b, err := e.Read(ctx); err != nil || string(b) != "ping" {
 				t.Fatalf("echo after the timeout: %q %v", b, err)
 			}
-			bob.c.Close(websocket.StatusNormalClosure, "")
-			alice.expect(ctx, t, "message", "alice")
-			alice.expect(ctx, t, "leave", "bob")
+			bob.Close()
+			alice.Expect(ctx, t, "message", "alice")
+			alice.Expect(ctx, t, "leave", "bob")
 			// A member who joins now is welcome in the room.
-			carol, w := dialAs(ctx, t, ws+"/ws/chat/r", "carol")
+			carol, w := wstest.DialAs(ctx, t, ws+"/ws/chat/r", "carol")
 			if got := strings.Join(w.Members, ","); got != "alice,carol" {
 				t.Fatalf("carol's welcome lists %q", got)
 			}
-			alice.expect(ctx, t, "join", "carol")
-			carol.c.Close(websocket.StatusNormalClosure, "")
+			alice.Expect(ctx, t, "join", "carol")
+			carol.Close()
 
 			// Bob's connection has ended: Logger logged it (after Timeout's
 			// 504, when Logger is outside).
-			logged.waitLine(ctx, t, "/ws/chat/r", " - 101 ")
+			logged.Wait(ctx, t, "/ws/chat/r", " - 101 ")
 			if tc.loggerOutside {
 				select {
 				case line := <-httpLog:
@@ -307,7 +270,7 @@ func TestTimeout(t *testing.T) {
 				default:
 				}
 			} else {
-				httpLog.waitLine(ctx, t, "response.WriteHeader on hijacked connection")
+				httpLog.Wait(ctx, t, "response.WriteHeader on hijacked connection")
 			}
 		})
 	}
@@ -323,22 +286,13 @@ func TestThrottle(t *testing.T) {
 	r.Use(middleware.Throttle(1))
 	r.Get("/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	r.With(auth).Mount("/ws", wsroomchi.Routes(rooms))
-	base, ws := serve(t, r)
-	ctx := testContext(t)
-	get := func() int {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if got := get(); got != http.StatusOK {
+	base, ws := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
+	if got := wstest.Status(ctx, t, base+"/health", nil); got != http.StatusOK {
 		t.Fatalf("/health: %d", got)
 	}
-	dialAs(ctx, t, ws+"/ws/chat/r", "alice")
-	if got := get(); got != http.StatusTooManyRequests {
+	wstest.DialAs(ctx, t, ws+"/ws/chat/r", "alice")
+	if got := wstest.Status(ctx, t, base+"/health", nil); got != http.StatusTooManyRequests {
 		t.Fatalf("/health while a WebSocket is open under Throttle(1): %d, want 429", got)
 	}
 }

@@ -6,7 +6,7 @@ package wsroomgin_test
 
 import (
 	"fmt"
-	"net/http"
+	"io"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	wsroomgin "wsroom.dev/adapters/gin"
+	"wsroom.dev/internal/wstest"
 	"wsroom.dev/wsroom"
 )
 
@@ -26,15 +27,15 @@ import (
 func TestMemberStackStaysSmall(t *testing.T) {
 	rooms := newRooms(t, nil)
 	r := gin.New()
-	r.Use(gin.LoggerWithWriter(discard{}), gin.Recovery())
+	r.Use(gin.LoggerWithWriter(io.Discard), gin.Recovery())
 	r.Group("/api/v1", auth).GET("/chat/:room", wsroomgin.Chat(rooms))
-	_, ws := serve(t, r)
-	ctx := testContext(t)
+	_, ws := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 	url := ws + "/api/v1/chat/r"
 	join := func(name string) {
 		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
 			Subprotocols: []string{wsroom.Subprotocol},
-			HTTPHeader:   http.Header{"X-User": {name}},
+			HTTPHeader:   wstest.User(name),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +59,3 @@ func TestMemberStackStaysSmall(t *testing.T) {
 		join(fmt.Sprint("m", i))
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

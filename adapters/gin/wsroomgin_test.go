@@ -22,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	wsroomgin "wsroom.dev/adapters/gin"
+	"wsroom.dev/internal/wstest"
 	"wsroom.dev/wsroom"
 )
 
@@ -33,7 +34,7 @@ import (
 func TestChatAndEcho(t *testing.T) {
 	t.Parallel()
 	rooms := newRooms(t, nil)
-	logged := make(lines, 100)
+	logged := make(wstest.Lines, 100)
 	r := gin.New()
 	r.Use(gin.LoggerWithWriter(logged), gin.Recovery())
 	r.GET("/health", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
@@ -41,56 +42,20 @@ func TestChatAndEcho(t *testing.T) {
 	ws.GET("/chat/:room", wsroomgin.Chat(rooms))
 	ws.GET("/chat", wsroomgin.Chat(rooms))
 	ws.GET("/echo", wsroomgin.Echo(rooms))
-	base, wsURL := serve(t, r)
-	ctx := testContext(t)
+	base, wsURL := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 
-	chat(ctx, t, wsURL+"/ws/chat/kitchen")
-	logged.waitLine(ctx, t, "| 101 |", `"/ws/chat/kitchen"`)
-	echo(ctx, t, wsURL+"/ws/echo", http.Header{"X-User": {"eve"}})
-	logged.waitLine(ctx, t, "| 101 |", `"/ws/echo"`)
+	wstest.Chat(ctx, t, wsURL+"/ws/chat/kitchen")
+	logged.Wait(ctx, t, "| 101 |", `"/ws/chat/kitchen"`)
+	wstest.Echo(ctx, t, wsURL+"/ws/echo", wstest.User("eve"))
+	logged.Wait(ctx, t, "| 101 |", `"/ws/echo"`)
 
-	alice, w := dialAs(ctx, t, wsURL+"/ws/chat/a", "alice")
-	if w.Room != "a" {
-		t.Fatalf("welcome to %q, want a", w.Room)
-	}
-	bob, w := dialAs(ctx, t, wsURL+"/ws/chat/b", "bob")
-	if w.Room != "b" {
-		t.Fatalf("welcome to %q, want b", w.Room)
-	}
-	if _, w := dialAs(ctx, t, wsURL+"/ws/chat", "carol"); w.Room != "lobby" {
-		t.Fatalf("/ws/chat: welcome to %q, want lobby", w.Room)
-	}
-	dave, _ := dialAs(ctx, t, wsURL+"/ws/chat/a", "dave")
-	alice.expect(ctx, t, "join", "dave")
-	dave.say(ctx, t, "for a")
-	alice.expect(ctx, t, "message", "dave")
-	// Had bob been in room a, dave's arrival and message would come first.
-	bob.say(ctx, t, "for b")
-	bob.expect(ctx, t, "message", "bob")
+	// Rooms are apart; /ws/chat is the default room.
+	wstest.Apart(ctx, t, wsURL+"/ws/chat", "lobby")
 
-	for _, tc := range []struct {
-		path, user string
-		want       int
-	}{
-		{"/health", "", http.StatusOK},
-		{"/ws/chat/a", "", http.StatusUnauthorized},
-		{"/ws/chat/a", "alice", http.StatusUpgradeRequired},
-		{"/ws/echo", "alice", http.StatusUpgradeRequired},
-		{"/ws/nothing", "alice", http.StatusNotFound},
-	} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+tc.path, nil)
-		if tc.user != "" {
-			req.Header.Set("X-User", tc.user)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("GET %s as %q: %d, want %d", tc.path, tc.user, resp.StatusCode, tc.want)
-		}
-	}
+	// Without a user, the auth middleware refuses; other routes are the
+	// application's.
+	wstest.Routes(ctx, t, base)
 }
 
 // TestParam reads the room from a parameter of another name; the hooks
@@ -118,14 +83,14 @@ func TestParam(t *testing.T) {
 	r.Use(auth, func(c *gin.Context) { c.Set(ctxKey{}, "admin") })
 	r.GET("/orgs/:org/teams/:team/chat", wsroomgin.Chat(rooms, wsroomgin.Param("team")))
 	r.GET("/hall", wsroomgin.Chat(rooms, wsroomgin.Param("team")))
-	_, wsURL := serve(t, r)
-	ctx := testContext(t)
+	_, wsURL := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 
-	chat(ctx, t, wsURL+"/orgs/acme/teams/red/chat")
-	if _, w := dialAs(ctx, t, wsURL+"/orgs/acme/teams/blue/chat", "carol"); w.Room != "blue" {
+	wstest.Chat(ctx, t, wsURL+"/orgs/acme/teams/red/chat")
+	if _, w := wstest.DialAs(ctx, t, wsURL+"/orgs/acme/teams/blue/chat", "carol"); w.Room != "blue" {
 		t.Fatalf("welcome to %q, want blue", w.Room)
 	}
-	if _, w := dialAs(ctx, t, wsURL+"/hall", "dave"); w.Room != "hall" {
+	if _, w := wstest.DialAs(ctx, t, wsURL+"/hall", "dave"); w.Room != "hall" {
 		t.Fatalf("a route without the parameter: welcome to %q, want the default room", w.Room)
 	}
 	mu.Lock()
@@ -147,31 +112,31 @@ func TestParam(t *testing.T) {
 // clients of /ws/chat/a and /ws/chat/b are in two rooms.
 func TestWrapHIsLoud(t *testing.T) {
 	t.Parallel()
-	logged := make(lines, 100)
+	logged := make(wstest.Lines, 100)
 	rooms := newRooms(t, &wsroom.Options{Logger: slog.New(slog.NewTextHandler(logged, nil))})
 	r := gin.New()
 	r.Use(auth)
 	r.GET("/wrapped/chat/:room", gin.WrapH(rooms))
 	r.GET("/ws/chat/:room", wsroomgin.Chat(rooms))
-	_, wsURL := serve(t, r)
-	ctx := testContext(t)
+	_, wsURL := wstest.Serve(t, r)
+	ctx := wstest.Context(t)
 
 	for _, room := range []string{"a", "b"} {
-		_, resp, err := websocket.Dial(ctx, wsURL+"/wrapped/chat/"+room, &websocket.DialOptions{HTTPHeader: http.Header{"X-User": {"alice"}}})
+		_, resp, err := websocket.Dial(ctx, wsURL+"/wrapped/chat/"+room, &websocket.DialOptions{HTTPHeader: wstest.User("alice")})
 		if err == nil || resp == nil || resp.StatusCode != http.StatusInternalServerError {
 			t.Fatalf("gin.WrapH: %v %v, want 500", resp, err)
 		}
 	}
-	logged.waitLine(ctx, t, "level=ERROR", "cannot tell the room", "/wrapped/chat/a")
+	logged.Wait(ctx, t, "level=ERROR", "cannot tell the room", "/wrapped/chat/a")
 
-	alice, _ := dialAs(ctx, t, wsURL+"/ws/chat/a", "alice")
-	bob, _ := dialAs(ctx, t, wsURL+"/ws/chat/b", "bob")
-	carol, _ := dialAs(ctx, t, wsURL+"/ws/chat/a", "carol")
-	alice.expect(ctx, t, "join", "carol")
-	carol.say(ctx, t, "a only")
-	alice.expect(ctx, t, "message", "carol")
-	bob.say(ctx, t, "b only")
-	bob.expect(ctx, t, "message", "bob") // not carol's arrival nor her message
+	alice, _ := wstest.DialAs(ctx, t, wsURL+"/ws/chat/a", "alice")
+	bob, _ := wstest.DialAs(ctx, t, wsURL+"/ws/chat/b", "bob")
+	carol, _ := wstest.DialAs(ctx, t, wsURL+"/ws/chat/a", "carol")
+	alice.Expect(ctx, t, "join", "carol")
+	carol.Say(ctx, t, "a only")
+	alice.Expect(ctx, t, "message", "carol")
+	bob.Say(ctx, t, "b only")
+	bob.Expect(ctx, t, "message", "bob") // not carol's arrival nor her message
 }
 
 // TestNothingAfterUpgrade checks that gin writes nothing to a connection
@@ -182,7 +147,7 @@ func TestWrapHIsLoud(t *testing.T) {
 func TestNothingAfterUpgrade(t *testing.T) {
 	t.Parallel()
 	rooms := newRooms(t, nil)
-	logged := make(lines, 100)
+	logged := make(wstest.Lines, 100)
 	var laterRan, afterRan atomic.Int32
 	r := gin.New()
 	r.Use(gin.LoggerWithWriter(logged), gin.Recovery(), func(c *gin.Context) {
@@ -200,11 +165,11 @@ func TestNothingAfterUpgrade(t *testing.T) {
 	r.GET("/ws/chat/:room", wsroomgin.Chat(rooms), later)
 	r.GET("/ws/echo", wsroomgin.Echo(rooms), later)
 	ts := httptest.NewUnstartedServer(r)
-	httpLog := make(lines, 100)
+	httpLog := make(wstest.Lines, 100)
 	ts.Config.ErrorLog = log.New(httpLog, "", 0)
 	ts.Start()
 	t.Cleanup(ts.Close)
-	ctx := testContext(t)
+	ctx := wstest.Context(t)
 	addr := ts.Listener.Addr().String()
 
 	for _, tc := range []struct{ path, protocol string }{{"/ws/chat/r", wsroom.Subprotocol}, {"/ws/echo", ""}} {
@@ -227,9 +192,9 @@ func TestNothingAfterUpgrade(t *testing.T) {
 		if len(rest) > 0 || (err != nil && !errors.Is(err, net.ErrClosed)) {
 			t.Fatalf("%s: after the close frame the stream has %q (%v)", tc.path, rest, err)
 		}
-		logged.waitLine(ctx, t, "| 101 |", `"`+tc.path+`"`)
+		logged.Wait(ctx, t, "| 101 |", `"`+tc.path+`"`)
 		// The middleware's write was refused by net/http, not sent.
-		httpLog.waitLine(ctx, t, "response.Write on hijacked connection")
+		httpLog.Wait(ctx, t, "response.Write on hijacked connection")
 	}
 	if n := laterRan.Load(); n != 0 {
 		t.Fatalf("a handler after Chat or Echo ran %d times", n)
@@ -336,7 +301,7 @@ func TestRefusalsStayClean(t *testing.T) {
 	rooms := newRooms(t, nil)
 	r := gin.New()
 	r.GET("/ws/chat/:room", wsroomgin.Chat(rooms), func(c *gin.Context) { c.String(http.StatusOK, "later") })
-	base, _ := serve(t, r)
+	base, _ := wstest.Serve(t, r)
 	resp, err := http.Get(base + "/ws/chat/a")
 	if err != nil {
 		t.Fatal(err)

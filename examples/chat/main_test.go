@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -9,21 +8,19 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"wsroom.dev/internal/leakcheck"
-	"wsroom.dev/wsroom"
+	"wsroom.dev/internal/wstest"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // TestRun starts the program as `go run . -addr 127.0.0.1:0 -metrics`
-// would, chats through it, reads its metrics, and stops it as SIGINT would.
+// would, chats and echoes through it, reads its metrics, and stops it as
+// SIGINT would: every WebSocket is closed with 1001.
 func TestRun(t *testing.T) { testRun(t) }
 
 // TestRunBackends does the same with the store in Redis and PostgreSQL and
@@ -61,108 +58,23 @@ func needServer(t *testing.T, rawURL string) {
 	t.Skipf("%s not reachable at %s: start it (or unset the test) to run the example against it", u.Scheme, u.Host)
 }
 
+// testRun checks the program started with -metrics and extra as
+// wstest.CheckExample does (its page, a chat in room test, echo, and 1001
+// on SIGINT); while alice and bob are in the room, /metrics counts two
+// members.
 func testRun(t *testing.T, extra ...string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, append([]string{"-addr", "127.0.0.1:0", "-rate", "100", "-metrics"}, extra...), pw)
-		pw.Close()
-	}()
-	logs := bufio.NewScanner(pr)
-	var base string
-	for logs.Scan() {
-		if m := regexp.MustCompile(`url=(http://\S+)`).FindStringSubmatch(logs.Text()); m != nil {
-			base = m[1]
-			break
-		}
-	}
-	if base == "" {
-		t.Fatal("no listening line")
-	}
-	go io.Copy(io.Discard, pr)
-
-	resp, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(page), "wsroom.v1") {
-		t.Fatalf("page: %d %.80s", resp.StatusCode, page)
-	}
-	ws := "ws" + strings.TrimPrefix(base, "http")
-	alice := dial(ctx, t, ws+"/chat/test", "alice")
-	bob := dial(ctx, t, ws+"/chat/test", "bob")
-	read(ctx, t, alice) // bob's arrival
-	bob.Write(ctx, websocket.MessageText, []byte(`{"type":"message","text":"hi"}`))
-	if got := read(ctx, t, alice); !strings.Contains(got, `"text":"hi"`) {
-		t.Fatalf("alice got %s", got)
-	}
-
-	resp, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(metrics), "\nwsroom_members 2\n") {
-		t.Fatalf("/metrics without two members:\n%.2000s", metrics)
-	}
-
-	echo, _, err := websocket.Dial(ctx, ws+"/echo", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	echo.Write(ctx, websocket.MessageText, []byte("ping"))
-	if _, b, err := echo.Read(ctx); err != nil || string(b) != "ping" {
-		t.Fatalf("echo: %q %v", b, err)
-	}
-
-	closed := make(chan websocket.StatusCode, 3)
-	for _, c := range []*websocket.Conn{alice, bob, echo} {
-		go func() {
-			for {
-				if _, _, err := c.Read(ctx); err != nil {
-					closed <- websocket.CloseStatus(err)
-					return
-				}
+	wstest.CheckExample(t, wstest.Example{
+		Run:   run,
+		Args:  append([]string{"-rate", "100", "-metrics"}, extra...),
+		Pages: map[string]string{"/": "wsroom.v1"},
+		Chat:  "/chat/test",
+		Echo:  "/echo",
+		WithTwo: func(ctx context.Context, t testing.TB, base string) {
+			if m := wstest.Get(ctx, t, base+"/metrics"); !strings.Contains(m, "\nwsroom_members 2\n") {
+				t.Fatalf("/metrics without two members:\n%.2000s", m)
 			}
-		}()
-	}
-	stop() // SIGINT
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	for range 3 {
-		if code := <-closed; code != websocket.StatusGoingAway {
-			t.Fatalf("close code %v, want 1001", code)
-		}
-	}
-}
-
-func dial(ctx context.Context, t *testing.T, url, name string) *websocket.Conn {
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","name":"`+name+`"}`))
-	if got := read(ctx, t, c); !strings.Contains(got, `"type":"welcome"`) {
-		t.Fatalf("%s got %s", name, got)
-	}
-	return c
-}
-
-func read(ctx context.Context, t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+		},
+	})
 }
 
 func TestFlags(t *testing.T) {

@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"wsroom.dev/internal/leakcheck"
-	"wsroom.dev/wsroom"
+	"wsroom.dev/internal/wstest"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -79,21 +77,10 @@ func TestMetrics(t *testing.T) {
 	defer cancel()
 	urls, stop := start(t, ctx, "-room-sizes")
 	ws := "ws" + strings.TrimPrefix(urls["chat"], "http")
-	c, _, err := websocket.Dial(ctx, ws+"/chat/ops", &websocket.DialOptions{Subprotocols: []string{wsroom.Subprotocol}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	c.Write(ctx, websocket.MessageText, []byte(`{"type":"join","name":"ann"}`))
-	c.Write(ctx, websocket.MessageText, []byte(`{"type":"message","text":"hello"}`))
-	for {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(b), `"text":"hello"`) {
-			break
-		}
+	c, _ := wstest.Join(ctx, t, ws+"/chat/ops", "ann")
+	c.Say(ctx, t, "hello")
+	if e := c.Until(ctx, t, "message"); e.From != "ann" || e.Text != "hello" {
+		t.Fatalf("ann got %+v, want her message", e)
 	}
 
 	status, body := scrape(t, urls["chat"]+"/metrics")
@@ -118,7 +105,7 @@ func TestMetrics(t *testing.T) {
 		t.Logf("/metrics:\n%s", body)
 	}
 
-	c.Close(websocket.StatusNormalClosure, "")
+	c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, body = scrape(t, urls["chat"]+"/metrics"); strings.Contains(body, `wsroom_departures_total{reason="closed"} 1`+"\n") {
