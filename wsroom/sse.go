@@ -51,11 +51,7 @@ type sseConn struct {
 	done      bool // the handler is returning: nothing more is written
 
 	mu       sync.Mutex
-	killed   bool
-	reason   LeaveReason
-	code     websocket.StatusCode // 0: end the stream without a close event
-	why      string
-	err      error
+	verdict  // why it ends, set by the first kill
 	writeErr error
 }
 
@@ -98,19 +94,8 @@ func (c *sseConn) isPlain() bool                                { return false }
 
 // kill implements transport.
 func (c *sseConn) kill(reason LeaveReason, code websocket.StatusCode, why string, err error) {
-	c.mu.Lock()
-	if c.killed {
-		c.mu.Unlock()
+	if !c.decide(&c.mu, &c.out, c.srv, reason, code, why, err) {
 		return
-	}
-	c.killed = true
-	c.reason, c.code, c.why, c.err = reason, code, why, err
-	c.mu.Unlock()
-	if reason == ReasonSlow || code == 0 {
-		c.out.drop() // nothing more is worth writing
-	}
-	if reason == ReasonSlow {
-		c.srv.stats.slow.Add(1)
 	}
 	close(c.wake)
 }

@@ -56,11 +56,7 @@ type wsConn struct {
 	ping   ownedTimer
 
 	mu       sync.Mutex
-	killed   bool
-	reason   LeaveReason
-	code     websocket.StatusCode // 0: drop without a close handshake
-	why      string
-	err      error
+	verdict  // why it ends, set by the first kill
 	writeErr error
 	peerCode int // close code received from the client
 }
@@ -156,6 +152,36 @@ func (c *wsConn) writeFailed(err error) {
 	if reason, code, why, ok := writeFailure(err, errCloseSent); ok {
 		c.kill(reason, code, why, err)
 	}
+}
+
+// verdict is why a transport ends: set once, by its first kill, under
+// the transport's lock.
+type verdict struct {
+	killed bool
+	reason LeaveReason
+	code   websocket.StatusCode // 0: no close frame (or close event)
+	why    string
+	err    error
+}
+
+// decide records the verdict under mu unless one was recorded already,
+// and reports whether it did. After a slow client's end, or one without a
+// close, nothing more in out is worth writing.
+func (v *verdict) decide(mu *sync.Mutex, out *outbox, s *Server, reason LeaveReason, code websocket.StatusCode, why string, err error) bool {
+	mu.Lock()
+	if v.killed {
+		mu.Unlock()
+		return false
+	}
+	*v = verdict{killed: true, reason: reason, code: code, why: why, err: err}
+	mu.Unlock()
+	if reason == ReasonSlow || code == 0 {
+		out.drop()
+	}
+	if reason == ReasonSlow {
+		s.stats.slow.Add(1)
+	}
+	return true
 }
 
 // writeFailure says how a transport ends after a write failed with err: a
@@ -282,19 +308,8 @@ func (c *wsConn) flushTail() error { return c.fw.flush() }
 
 // kill implements transport.
 func (c *wsConn) kill(reason LeaveReason, code websocket.StatusCode, why string, err error) {
-	c.mu.Lock()
-	if c.killed {
-		c.mu.Unlock()
+	if !c.decide(&c.mu, &c.out, c.srv, reason, code, why, err) {
 		return
-	}
-	c.killed = true
-	c.reason, c.code, c.why, c.err = reason, code, why, err
-	c.mu.Unlock()
-	if reason == ReasonSlow || code == 0 {
-		c.out.drop() // nothing more is worth writing
-	}
-	if reason == ReasonSlow {
-		c.srv.stats.slow.Add(1)
 	}
 	c.nc.SetReadDeadline(aLongTimeAgo) // wakes the reader
 	if code == 0 {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,13 @@ func (c *client) send(ctx context.Context, v any) {
 // expect reads until an event of type typ, and returns it.
 func (c *client) expect(ctx context.Context, typ string) map[string]any {
 	c.t.Helper()
+	return c.expectOne(ctx, typ)
+}
+
+// expectOne reads events until one of one of the types arrives.
+func (c *client) expectOne(ctx context.Context, types ...string) map[string]any {
+	c.t.Helper()
+	typ := strings.Join(types, " or ")
 	for {
 		_, b, err := c.c.Read(ctx)
 		if err != nil {
@@ -106,7 +114,7 @@ func (c *client) expect(ctx context.Context, typ string) map[string]any {
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {
 				c.t.Fatalf("bad event %q: %v", line, err)
 			}
-			if ev["type"] == typ {
+			if t, _ := ev["type"].(string); slices.Contains(types, t) {
 				return ev
 			}
 		}
