@@ -63,9 +63,12 @@ func TestBurstSlowsThePublisher(t *testing.T) {
 				n = 1000
 			}
 			l := newLeaves()
-			// Queues big enough that a reader the scheduler holds back a
-			// moment is not taken for one that fell behind the others.
-			e := newEnv(t, &wsroom.Options{RateLimit: -1, WelcomeHistory: -1, SendQueue: 4096, Hooks: wsroom.Hooks{OnLeave: l.hook}})
+			// Queues big enough (3,000 of these messages, where the
+			// default 4 MiB holds 2,000) that a reader the scheduler holds
+			// back a moment is not taken for one that fell behind the
+			// others, and small enough that the stalled member passes them
+			// (what the kernel's socket buffers hold is not queued).
+			e := newEnv(t, &wsroom.Options{RateLimit: -1, WelcomeHistory: -1, SendQueue: 4096, SendQueueBytes: 6 << 20, Hooks: wsroom.Hooks{OnLeave: l.hook}})
 			join := func(name string, recvBuf int) *rawConn {
 				r := e.rawDial("/chat/burst", wsroom.Subprotocol, recvBuf)
 				r.writeFrame(true, 1, fmt.Appendf(nil, `{"type":"join","name":%q}`, name))
