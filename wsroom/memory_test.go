@@ -57,10 +57,12 @@ func TestReaderThatNeverReads(t *testing.T) {
 	ev := l.wait(t)
 	assert.Equal(t, "closed as too slow", wsroom.ReasonSlow, ev.Reason)
 	t.Logf("heap growth at its peak: %d KiB (bound %d KiB)", peak>>10, bound>>10)
-	// The margin covers a page being encoded and the read buffers (and the
-	// race detector's own allocations); without the byte bound the heap
-	// grows by hundreds of MiB here.
-	assert.True(t, fmt.Sprintf("heap growth %d KiB within the queue bound and a margin", peak>>10), peak < bound+4<<20)
+	// The margin covers a page being encoded, the batch being written and
+	// the read buffers (grown in all, alone: 2.6–4 MiB; with the rest of
+	// the package: up to 5.2 MiB, the race detector's own allocations and
+	// the earlier tests' garbage included); without the byte bound the
+	// heap grows by hundreds of MiB here.
+	assert.True(t, fmt.Sprintf("heap growth %d KiB within the queue bound and a margin", peak>>10), peak < bound+8<<20)
 }
 
 // TestHistoryPageBoundedInBytes: a history page holds at most
