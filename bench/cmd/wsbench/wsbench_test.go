@@ -57,7 +57,7 @@ func wsroomServer(t *testing.T) loadgen.Target {
 
 // selfCPU is the test process's CPU time: the in-process server's, and the
 // client's with it.
-func selfCPU() (time.Duration, error) { return procCPU(os.Getpid()) }
+func selfCPU() (time.Duration, error) { return loadgen.ProcessCPU(os.Getpid()) }
 
 // TestScenariosWsroom runs the whole suite, tiny, against wsroom in
 // process, a fresh server per scenario as the runner does: everything must

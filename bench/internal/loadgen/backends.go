@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,38 +205,12 @@ func procsCPU(names []string) (time.Duration, bool) {
 		if err != nil || !slices.Contains(names, strings.TrimSpace(string(b))) {
 			continue
 		}
-		if cpu, ok := processCPU(pid); ok {
+		if cpu, err := ProcessCPU(pid); err == nil {
 			sum += cpu
 			found = true
 		}
 	}
 	return sum, found
-}
-
-// processCPU returns the run time of process pid's threads, from
-// /proc/PID/task/*/schedstat.
-func processCPU(pid int) (time.Duration, bool) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, false
-	}
-	var sum time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue // the thread ended
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		sum += time.Duration(ns)
-	}
-	return sum, true
 }
 
 // backendCPU is the CPU of the target's backend servers so far.
