@@ -488,6 +488,44 @@ func TestResyncSetsMemberListsRight(t *testing.T) {
 	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
 }
 
+// TestLateDepartureAfterResyncIsNotRepeated: a departure that the resync
+// announced already, published late by the departing member's server
+// (its broker was down too, and it tries again at its lease refresh), is
+// not heard a second time; a departure nobody here heard of yet still is.
+func TestLateDepartureAfterResyncIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	store, shared := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
+	deaf := &deafBroker{Broker: shared}
+	one := newEnv(t, &wsroom.Options{Store: store, Broker: shared})
+	two := newEnv(t, &wsroom.Options{Store: store, Broker: deaf})
+	bob, _ := one.join("r", "bob")
+	one.join("r", "carol")
+	ann, w := two.join("r", "ann")
+	assert.Equal(t, "members", []string{"ann", "bob", "carol"}, w.Members)
+	bob.until("join")
+	deaf.down.Store(true)
+	bob.c.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "bob out", func() bool {
+		names, err := one.srv.Room("r").Members(testContext(t))
+		return err == nil && slices.Equal(names, []string{"ann", "carol"})
+	})
+	deaf.back("r")
+	assert.Equal(t, "bob's departure, from the resync", []string{"bob"}, ann.expect("presence").Left)
+	late := []*wsroom.Publication{
+		{Room: "r", Type: wsroom.PubLeave, Name: "bob", Origin: "one"},
+		{Room: "r", Type: wsroom.PubPresence, Left: []string{"bob"}, Origin: "one"},
+		{Room: "r", Type: wsroom.PubPresence, Left: []string{"bob", "carol"}, Origin: "one"},
+	}
+	for _, p := range late {
+		assert.Success(t, shared.Publish(testContext(t), p))
+	}
+	ev := ann.expect("presence")
+	assert.Equal(t, "only carol's departure is new", []string{"carol"}, ev.Left)
+	_, err := one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+	assert.Success(t, err)
+	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
+}
+
 // TestShutdownMidMessageIsNotAnError: a message whose store call is cut
 // short by the server shutting down is the member's end, not a backend
 // failure: nothing is logged at Error (the interop flood found this).

@@ -172,26 +172,61 @@ func (h *hub) setKnown(name string, present bool) {
 	}
 }
 
-// learn records what a publication says of the room's members.
-func (h *hub) learn(p *Publication) {
+// learn records what a publication says of the room's members, and
+// returns what of it this server's members are still to hear: nil for a
+// departure they were told of already. That happens after a broker outage,
+// when reconcile has announced a departure from the store and the
+// departing member's server publishes it again once it can (the cluster
+// outage test caught alice hearing dave leave twice). Arrivals always
+// pass: the names are read from the store, which lists a newcomer before
+// its join is published.
+func (h *hub) learn(p *Publication) *Publication {
 	h.knownMu.Lock()
 	defer h.knownMu.Unlock()
 	if h.known == nil && h.touched == nil {
-		return
+		return p
 	}
 	switch p.Type {
 	case PubJoin:
 		h.setKnown(p.Name, true)
 	case PubLeave:
+		told := h.told(p.Name)
 		h.setKnown(p.Name, false)
+		if !told {
+			return nil
+		}
 	case PubPresence:
 		for _, n := range p.Joined {
 			h.setKnown(n, true)
 		}
+		var left []string
 		for _, n := range p.Left {
+			if h.told(n) {
+				left = append(left, n)
+			}
 			h.setKnown(n, false)
 		}
+		if len(left) < len(p.Left) {
+			if len(left)+len(p.Joined) == 0 {
+				return nil
+			}
+			q := *p
+			q.Left = left
+			p = &q
+		}
 	}
+	return p
+}
+
+// told reports whether this server's members may have been told that name
+// is a member: true unless the names are kept and name is not among them.
+// Called with knownMu held.
+func (h *hub) told(name string) bool {
+	if h.known == nil {
+		return true
+	}
+	_, ok := h.known[name]
+	return ok
 }
 
 // reconcile sets this server's members right after a broker outage, in
@@ -316,7 +351,9 @@ func (h *hub) receive(p *Publication) {
 		if p.Origin == h.srv.id && h.srv.shuttingDown() {
 			return // our own departures, for the other servers: ours are closing
 		}
-		h.learn(p)
+		if p = h.learn(p); p == nil {
+			return
+		}
 	case PubRemove:
 		h.removeMember(p)
 		return
@@ -324,7 +361,9 @@ func (h *hub) receive(p *Publication) {
 		h.catchUp()
 		return
 	case PubJoin, PubLeave:
-		h.learn(p)
+		if p = h.learn(p); p == nil {
+			return
+		}
 	case PubMessage:
 		if id := p.Message.ID; id != 0 && !h.firstSight(id) {
 			return
