@@ -181,9 +181,7 @@ func encodeWelcome(w welcome) []byte {
 	for _, m := range w.Members {
 		n += len(m) + 3
 	}
-	for _, m := range w.History {
-		n += len(m.From) + len(m.Text) + 64
-	}
+	n += messagesSize(w.History)
 	b := make([]byte, 0, n+n/8)
 	b = append(b, `{"type":"welcome","room":`...)
 	b = appendString(b, w.Room)
@@ -201,8 +199,23 @@ func encodeWelcome(w welcome) []byte {
 	return append(b, '}')
 }
 
+// messagesSize is about what appendMessages takes for ms, unescaped.
+func messagesSize(ms []Message) int {
+	n := 2
+	for _, m := range ms {
+		n += len(m.From) + len(m.Text) + 64
+	}
+	return n
+}
+
 func encodeHistory(ms []Message, more bool) []byte {
-	b := []byte(`{"type":"history","messages":`)
+	// Sized up front, like a welcome: a page of HistoryBytes grown by
+	// appending leaves a chain of ever larger copies behind it, and a
+	// client asking for pages again and again makes the server allocate
+	// (and the collector find) several times the page.
+	n := 48 + messagesSize(ms)
+	b := make([]byte, 0, n+n/8)
+	b = append(b, `{"type":"history","messages":`...)
 	b = appendMessages(b, ms)
 	b = append(b, `,"more":`...)
 	b = strconv.AppendBool(b, more)
