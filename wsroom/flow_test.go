@@ -2,6 +2,7 @@ package wsroom_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -47,7 +48,8 @@ func pacedReader(r *rawConn, n int, pace time.Duration) error {
 
 // TestBurstSlowsThePublisher: one sender with the rate limit off pushes
 // 5,000 messages of 2 KB at once into a room of readers that keep reading,
-// each at about 5,000 messages a second: the burst outruns everyone. The
+// each at about 5,000 messages a second once they start: the burst outruns
+// everyone. The
 // readers are not at fault: the sender is slowed (its socket is not read
 // while most of the room is behind), and every reader, the sender included,
 // gets all 5,000 in order. A member that stops reading is still closed as
@@ -89,13 +91,35 @@ func TestBurstSlowsThePublisher(t *testing.T) {
 				members++
 			}
 			waitFor(t, "everyone joined", func() bool { return e.srv.Stats().Members == members })
-			// Reading starts once the arrivals are behind us.
+			// Reading starts once the arrivals are behind us, and once the
+			// publisher has been held back (at most 3s later): then the
+			// burst has outrun the readers whatever the machine's speed.
+			// (Reading at once, they once kept up on a slow machine, and
+			// nothing was slowed.) Under the race detector they start at
+			// once.
+			throttled := make(chan struct{})
+			go func() {
+				defer close(throttled)
+				if raceEnabled {
+					return
+				}
+				ctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
+				defer cancel()
+				for e.srv.Stats().Throttled == 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}()
 			errs := make(chan error, 5)
 			var wg sync.WaitGroup
 			for _, r := range append(readers, sender) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					<-throttled
 					errs <- pacedReader(r, n, pace)
 				}()
 			}
