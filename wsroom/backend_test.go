@@ -463,10 +463,7 @@ func (b *deafBroker) back(room string) {
 // as one presence event with the differences.
 func TestResyncSetsMemberListsRight(t *testing.T) {
 	t.Parallel()
-	store, shared := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
-	deaf := &deafBroker{Broker: shared}
-	one := newEnv(t, &wsroom.Options{Store: store, Broker: shared})
-	two := newEnv(t, &wsroom.Options{Store: store, Broker: deaf})
+	one, two, deaf, _ := deafPair(t)
 	bob, _ := one.join("r", "bob")
 	ann, w := two.join("r", "ann")
 	assert.Equal(t, "members", []string{"ann", "bob"}, w.Members)
@@ -474,18 +471,40 @@ func TestResyncSetsMemberListsRight(t *testing.T) {
 	deaf.down.Store(true)
 	bob.c.Close(websocket.StatusNormalClosure, "")
 	one.join("r", "carol")
-	waitFor(t, "carol in, bob out", func() bool {
-		names, err := one.srv.Room("r").Members(testContext(t))
-		return err == nil && slices.Equal(names, []string{"ann", "carol"})
-	})
+	waitMembers(t, one, "ann", "carol")
 	deaf.back("r")
 	ev := ann.expect("presence")
 	assert.Equal(t, "joined meanwhile", []string{"carol"}, ev.Joined)
 	assert.Equal(t, "left meanwhile", []string{"bob"}, ev.Left)
-	// And nothing more.
-	_, err := one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
+	nothingMore(t, one, ann)
+}
+
+// deafPair starts two servers on one store and one broker; the second
+// hears the broker through a deafBroker.
+func deafPair(t *testing.T) (one, two *env, deaf *deafBroker, shared *wsroom.MemoryBroker) {
+	store, shared := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
+	deaf = &deafBroker{Broker: shared}
+	one = newEnv(t, &wsroom.Options{Store: store, Broker: shared})
+	two = newEnv(t, &wsroom.Options{Store: store, Broker: deaf})
+	return one, two, deaf, shared
+}
+
+// waitMembers waits until room "r" lists exactly names, in order.
+func waitMembers(t *testing.T, e *env, names ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprint("members ", names), func() bool {
+		got, err := e.srv.Room("r").Members(testContext(t))
+		return err == nil && slices.Equal(got, names)
+	})
+}
+
+// nothingMore checks that c's next event is a marker broadcast now in
+// room "r" through e: nothing else was on its way.
+func nothingMore(t *testing.T, e *env, c *client) {
+	t.Helper()
+	_, err := e.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
 	assert.Success(t, err)
-	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
+	assert.Equal(t, "then the next event", "marker", c.expect("message").Text)
 }
 
 // TestLateDepartureAfterResyncIsNotRepeated: a departure that the resync
@@ -494,10 +513,7 @@ func TestResyncSetsMemberListsRight(t *testing.T) {
 // not heard a second time; a departure nobody here heard of yet still is.
 func TestLateDepartureAfterResyncIsNotRepeated(t *testing.T) {
 	t.Parallel()
-	store, shared := wsroom.NewMemoryStore(nil), wsroom.NewMemoryBroker()
-	deaf := &deafBroker{Broker: shared}
-	one := newEnv(t, &wsroom.Options{Store: store, Broker: shared})
-	two := newEnv(t, &wsroom.Options{Store: store, Broker: deaf})
+	one, two, deaf, shared := deafPair(t)
 	bob, _ := one.join("r", "bob")
 	one.join("r", "carol")
 	ann, w := two.join("r", "ann")
@@ -505,10 +521,7 @@ func TestLateDepartureAfterResyncIsNotRepeated(t *testing.T) {
 	bob.until("join")
 	deaf.down.Store(true)
 	bob.c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "bob out", func() bool {
-		names, err := one.srv.Room("r").Members(testContext(t))
-		return err == nil && slices.Equal(names, []string{"ann", "carol"})
-	})
+	waitMembers(t, one, "ann", "carol")
 	deaf.back("r")
 	assert.Equal(t, "bob's departure, from the resync", []string{"bob"}, ann.expect("presence").Left)
 	late := []*wsroom.Publication{
@@ -521,9 +534,7 @@ func TestLateDepartureAfterResyncIsNotRepeated(t *testing.T) {
 	}
 	ev := ann.expect("presence")
 	assert.Equal(t, "only carol's departure is new", []string{"carol"}, ev.Left)
-	_, err := one.srv.Room("r").Broadcast(testContext(t), wsroom.Message{Text: "marker"})
-	assert.Success(t, err)
-	assert.Equal(t, "then the next event", "marker", ann.expect("message").Text)
+	nothingMore(t, one, ann)
 }
 
 // TestShutdownMidMessageIsNotAnError: a message whose store call is cut
